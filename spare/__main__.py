@@ -1,0 +1,5 @@
+import sys
+
+from spare.cli import main
+
+sys.exit(main())

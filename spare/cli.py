@@ -1,0 +1,146 @@
+"""Command line: ``spare <command>`` (also ``python -m spare <command>``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from spare.concepts import catalogue_names, get_catalogue
+from spare.errors import UserError
+
+log = logging.getLogger("spare")
+
+DEFAULT_PREVIEW = Path("results/canvas_mini/preview.png")
+
+# Stages of `spare benchmark`, in order, with the issue that delivers each one still missing.
+BENCHMARK_STAGES = (
+    ("data", "render / load the benchmark images", None),
+    ("classifiers", "train the style and object classifiers", "Evaluators"),
+    ("base-model", "train or load the base text-to-image pipeline", "Pipelines and the canvas-mini base model"),
+    ("unlearn", "unlearn every target with every method", "SPARE, Baselines"),
+    ("answer-sets", "generate the answer sets", "Pipelines and the canvas-mini base model"),
+    ("evaluate", "score UA / IRA / CRA / FID / cost", "Evaluators"),
+    ("tables", "write the summary tables and plots", "The experiment runner"),
+)
+
+
+def _add_benchmark_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--benchmark", default="mini", help=f"benchmark world: {', '.join(catalogue_names())} (default: mini)"
+    )
+    parser.add_argument("--data", default=None, help="UnlearnCanvas folder, parquet shards, saved dataset or hub id")
+
+
+def cmd_concepts(args: argparse.Namespace) -> int:
+    catalogue = get_catalogue(args.benchmark)
+    print(f"{catalogue.name}: {len(catalogue.styles)} benchmark styles + {catalogue.photo}, {len(catalogue.objects)} objects")
+    print("styles: ", ", ".join(catalogue.styles))
+    if catalogue.extra_styles:
+        print("outside the benchmark:", ", ".join(catalogue.extra_styles))
+    print("objects:", ", ".join(catalogue.objects))
+    print("prompt: ", catalogue.template, "e.g.", repr(catalogue.prompt(catalogue.styles[0], catalogue.objects[0])))
+    return 0
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from spare.data import load_benchmark_data
+
+    options = {"n_per_pair": args.n_per_pair, "split": args.split} if args.data is None else {}
+    dataset = load_benchmark_data(args.benchmark, args.data, **options)
+    pairs = Counter(zip(dataset["style"], dataset["object"], strict=True))
+    print(
+        f"{len(dataset)} images, {len({s for s, _ in pairs})} styles x {len({o for _, o in pairs})} objects, "
+        f"{min(pairs.values())}-{max(pairs.values())} per pair; columns: {', '.join(dataset.column_names)}"
+    )
+    if dataset.cache_files:
+        print(f"cached at {Path(dataset.cache_files[0]['filename']).parent}")
+    return 0
+
+
+def cmd_data_split(args: argparse.Namespace) -> int:
+    from spare.data import load_benchmark_data, split_for_target
+
+    catalogue = get_catalogue(args.benchmark)
+    target = catalogue.target(args.target)  # validate before rendering or reading anything
+    data = split_for_target(load_benchmark_data(args.benchmark, args.data), target, catalogue, object_surrogate=args.surrogate)
+    print(f"target {data.target}, surrogate {data.surrogate}")
+    print(f"forget: {len(data.forget)} images, e.g. {data.forget[0]['prompt']!r} -> {data.forget[0]['surrogate_prompt']!r}")
+    print(f"retain: {len(data.retain)} images")
+    return 0
+
+
+def cmd_data_preview(args: argparse.Namespace) -> int:
+    from spare.data.canvas_mini import preview_grid
+    from spare.viz import save_png
+
+    path = save_png(preview_grid(size=args.size, index=args.index, scale=args.scale), args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    print(f"spare benchmark --benchmark {args.benchmark}")
+    cmd_data_build(argparse.Namespace(benchmark=args.benchmark, data=args.data, n_per_pair=20, split="train"))
+    if get_catalogue(args.benchmark).name == "mini":
+        cmd_data_preview(argparse.Namespace(size=32, index=0, scale=3, out=DEFAULT_PREVIEW))
+    missing = [(name, what, issue) for name, what, issue in BENCHMARK_STAGES if issue]
+    print(f"\ndone with what exists so far in {time.perf_counter() - start:.1f}s. Stages not built yet:")
+    for name, what, issue in missing:
+        print(f"  - {name}: {what} (issue: {issue})")
+    print("No unlearning numbers were produced; the benchmark stops here.")
+    return 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spare", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("concepts", help="list the styles, objects and prompt template of a benchmark")
+    _add_benchmark_arg(p)
+    p.set_defaults(func=cmd_concepts)
+
+    data = sub.add_parser("data", help="build, split or preview benchmark data").add_subparsers(dest="data_cmd", required=True)
+    p = data.add_parser("build", help="render canvas-mini (cached) or load UnlearnCanvas, and summarise it")
+    _add_benchmark_arg(p)
+    p.add_argument("--n-per-pair", type=int, default=20)
+    p.add_argument("--split", default="train", help="canvas-mini split: train, validation or test")
+    p.set_defaults(func=cmd_data_build)
+    p = data.add_parser("split", help="forget / retain sets and surrogate prompts of a target")
+    _add_benchmark_arg(p)
+    p.add_argument("--target", required=True, help="style:<Name> or object:<Name>")
+    p.add_argument("--surrogate", default=None, help="surrogate object for an object target")
+    p.set_defaults(func=cmd_data_split)
+    p = data.add_parser("preview", help="canvas-mini preview grid PNG (styles x objects)")
+    p.add_argument("--out", type=Path, default=DEFAULT_PREVIEW)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--index", type=int, default=0, help="which rendering of each pair")
+    p.add_argument("--scale", type=int, default=3, help="pixel upscaling in the PNG")
+    p.set_defaults(func=cmd_data_preview)
+
+    p = sub.add_parser("benchmark", help="run the benchmark (the stages built so far)")
+    _add_benchmark_arg(p)
+    p.set_defaults(func=cmd_benchmark)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import datasets
+
+    datasets.disable_progress_bars()  # the harness shows its own bars; per-filter bars are noise
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Data of every world, in one table layout (see :mod:`spare.data.schema`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+
+from spare.concepts import get_catalogue
+from spare.data.canvas_mini import canvas_mini_dataset
+from spare.data.targets import TargetData, split_for_target
+from spare.data.unlearncanvas import DatasetSourceError, load_unlearncanvas
+
+__all__ = ["TargetData", "load_benchmark_data", "split_for_target"]
+
+
+def load_benchmark_data(benchmark: str, source: str | Path | None = None, **mini_options) -> datasets.Dataset:
+    """The training images of a benchmark world: rendered for ``mini``, read from ``source`` otherwise."""
+    catalogue = get_catalogue(benchmark)
+    if catalogue.name == "mini":
+        if source is not None:
+            raise DatasetSourceError("canvas-mini is rendered by the harness; it takes no --data path")
+        return canvas_mini_dataset(**mini_options)
+    if source is None:
+        raise DatasetSourceError(
+            f"benchmark {catalogue.name!r} needs its dataset: pass --data PATH "
+            "(a local UnlearnCanvas folder, parquet shards or saved dataset) or a hub id"
+        )
+    return load_unlearncanvas(source, catalogue)

@@ -1,0 +1,53 @@
+"""Labelled image grids (dataset previews, answer sets) as PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from spare.io import atomic_path
+
+
+def image_grid(
+    cells: Sequence[Sequence[np.ndarray | Image.Image]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    scale: int = 3,
+    pad: int = 2,
+    title: str | None = None,
+) -> Image.Image:
+    """A rows x cols grid of equally sized images with row and column labels, upscaled ``scale``x."""
+    if len(cells) != len(row_labels) or any(len(r) != len(col_labels) for r in cells):
+        raise ValueError("grid cells must match the row and column labels")
+    first = np.asarray(cells[0][0])
+    h, w = first.shape[0] * scale, first.shape[1] * scale
+    font = ImageFont.load_default()
+    label_w = max(font.getbbox(s)[2] for s in row_labels) + 8
+    label_h = 14
+    col_h = label_h * 2  # column labels alternate between two lines so long names never overlap
+    top = col_h + (label_h + 4 if title else 0)
+    grid = Image.new("RGB", (label_w + len(col_labels) * (w + pad), top + len(row_labels) * (h + pad)), "white")
+    draw = ImageDraw.Draw(grid)
+    if title:
+        draw.text((4, 2), title, fill="black", font=font)
+    for j, label in enumerate(col_labels):
+        draw.text((label_w + j * (w + pad), top - col_h + (j % 2) * label_h), label, fill="black", font=font)
+    for i, (label, row) in enumerate(zip(row_labels, cells, strict=True)):
+        y = top + i * (h + pad)
+        draw.text((2, y + h // 2 - 6), label, fill="black", font=font)
+        for j, cell in enumerate(row):
+            img = Image.fromarray(np.asarray(cell)).resize((w, h), Image.Resampling.NEAREST)
+            grid.paste(img, (label_w + j * (w + pad), y))
+    return grid
+
+
+def save_png(image: Image.Image, path: str | Path) -> Path:
+    """Write a PNG atomically (a crash never leaves half a file)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return path
