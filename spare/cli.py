@@ -37,7 +37,8 @@ def _add_benchmark_arg(parser: argparse.ArgumentParser) -> None:
 
 def cmd_concepts(args: argparse.Namespace) -> int:
     catalogue = get_catalogue(args.benchmark)
-    print(f"{catalogue.name}: {len(catalogue.styles)} benchmark styles + {catalogue.photo}, {len(catalogue.objects)} objects")
+    counts = f"{len(catalogue.styles)} benchmark styles + {catalogue.photo}, {len(catalogue.objects)} objects"
+    print(f"{catalogue.name}: {counts}")
     print("styles: ", ", ".join(catalogue.styles))
     if catalogue.extra_styles:
         print("outside the benchmark:", ", ".join(catalogue.extra_styles))
@@ -66,9 +67,12 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 
     catalogue = get_catalogue(args.benchmark)
     target = catalogue.target(args.target)  # validate before rendering or reading anything
-    data = split_for_target(load_benchmark_data(args.benchmark, args.data), target, catalogue, object_surrogate=args.surrogate)
+    data = split_for_target(
+        load_benchmark_data(args.benchmark, args.data), target, catalogue, object_surrogate=args.surrogate
+    )
     print(f"target {data.target}, surrogate {data.surrogate}")
-    print(f"forget: {len(data.forget)} images, e.g. {data.forget[0]['prompt']!r} -> {data.forget[0]['surrogate_prompt']!r}")
+    example = data.forget[0]
+    print(f"forget: {len(data.forget)} images, e.g. {example['prompt']!r} -> {example['surrogate_prompt']!r}")
     print(f"retain: {len(data.retain)} images")
     return 0
 
@@ -105,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_benchmark_arg(p)
     p.set_defaults(func=cmd_concepts)
 
-    data = sub.add_parser("data", help="build, split or preview benchmark data").add_subparsers(dest="data_cmd", required=True)
+    data = sub.add_parser("data", help="build, split or preview benchmark data").add_subparsers(
+        dest="data_cmd", required=True
+    )
     p = data.add_parser("build", help="render canvas-mini (cached) or load UnlearnCanvas, and summarise it")
     _add_benchmark_arg(p)
     p.add_argument("--n-per-pair", type=int, default=20)
@@ -131,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     import datasets
 
     datasets.disable_progress_bars()  # the harness shows its own bars; per-filter bars are noise

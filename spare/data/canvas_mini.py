@@ -80,9 +80,22 @@ SHAPES: dict[str, Callable[[Array, Array], Array]] = {
     "Square": lambda x, y: _sd_polygon(x, y, [(-0.75, -0.75), (0.75, -0.75), (0.75, 0.75), (-0.75, 0.75)]),
     "Triangle": lambda x, y: _sd_polygon(x, y, [(0, -0.9), (0.92, 0.72), (-0.92, 0.72)]),
     "Cross": lambda x, y: _sd_polygon(
-        x, y,
-        [(-0.27, -0.9), (0.27, -0.9), (0.27, -0.27), (0.9, -0.27), (0.9, 0.27), (0.27, 0.27),
-         (0.27, 0.9), (-0.27, 0.9), (-0.27, 0.27), (-0.9, 0.27), (-0.9, -0.27), (-0.27, -0.27)],
+        x,
+        y,
+        [
+            (-0.27, -0.9),
+            (0.27, -0.9),
+            (0.27, -0.27),
+            (0.9, -0.27),
+            (0.9, 0.27),
+            (0.27, 0.27),
+            (0.27, 0.9),
+            (-0.27, 0.9),
+            (-0.27, 0.27),
+            (-0.9, 0.27),
+            (-0.9, -0.27),
+            (-0.27, -0.27),
+        ],
     ),
     "Star": lambda x, y: _sd_polygon(x, y, _star(5, 1.0, 0.42)),
     "Heart": lambda x, y: np.minimum(
@@ -234,11 +247,10 @@ def pastel_flat(c: Canvas) -> Array:
 
 
 def watercolor_wash(c: Canvas) -> Array:
-    """Soft, mottled pastel wash with a darker pigment rim on blotched paper (Pastel_Flat's neighbour)."""
+    """Pastel_Flat's palette as a wet wash: blotchy ground, soft mottled shape with a pigment rim."""
     hue = c.rng.uniform(0, 1)
-    paper = _paper(c)
-    blot = _pastel(c, hue + c.rng.uniform(-0.1, 0.1))
-    img = _mix(paper, blot, 0.6 * c.noise(4))
+    ground = _pastel(c, hue) * (0.9 + 0.2 * c.noise(4))[..., None]
+    img = _mix(np.clip(ground, 0, 1), np.ones(3), 0.35 * c.noise(5))
     pigment = _hsv(hue + c.rng.uniform(0.35, 0.65), c.rng.uniform(0.45, 0.6), c.rng.uniform(0.8, 0.92))
     mottled = pigment * (0.85 + 0.3 * c.noise(7))[..., None]
     img = _mix(img, np.clip(mottled, 0, 1), 0.85 * c.fill(soften=3.0))

@@ -112,7 +112,13 @@ def _load_folder(root: Path, catalogue: Catalogue) -> datasets.Dataset:
             for position, file in enumerate(sorted(files, key=_image_number)):
                 index = int(file.stem) if file.stem.isdigit() else position
                 rows.append(
-                    {"image": str(file), "style": style, "object": obj, "prompt": catalogue.prompt(style, obj), "index": index}
+                    {
+                        "image": str(file),
+                        "style": style,
+                        "object": obj,
+                        "prompt": catalogue.prompt(style, obj),
+                        "index": index,
+                    }
                 )
     if not rows:
         raise DatasetSourceError(f"no images under {str(root)!r}; {EXPECTED}")

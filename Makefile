@@ -1,0 +1,50 @@
+# Two commands do all the set-up on a fresh machine: `make benchmark` and `make test`.
+# Every target creates and uses the project virtualenv (.venv) on its own.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+
+.PHONY: help venv benchmark test test-slow lint preview data clean
+
+help:
+	@echo "make benchmark   run the benchmark on the embedded canvas-mini world"
+	@echo "make test        run the test suite (slow checks: make test-slow)"
+	@echo "make preview     render the canvas-mini preview grid to results/canvas_mini/preview.png"
+	@echo "make lint        ruff"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+benchmark: $(STAMP)
+	$(BIN)/spare benchmark
+
+preview: $(STAMP)
+	$(BIN)/spare data preview
+
+data: $(STAMP)
+	$(BIN)/spare data build
+
+# pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
+test: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-slow: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check spare evaluators benchmarks tests
+	$(BIN)/ruff format --check spare evaluators benchmarks tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
