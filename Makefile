@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv benchmark test test-slow lint preview data clean
+.PHONY: help venv benchmark test test-slow lint preview data base-model clean
 
 help:
 	@echo "make benchmark   run the benchmark on the embedded canvas-mini world"
 	@echo "make test        run the test suite (slow checks: make test-slow)"
 	@echo "make preview     render the canvas-mini preview grid to results/canvas_mini/preview.png"
+	@echo "make base-model  train (or resume) the canvas-mini base model into models/canvas-mini-base"
 	@echo "make lint        ruff"
 
 venv: $(STAMP)
@@ -32,6 +33,10 @@ preview: $(STAMP)
 
 data: $(STAMP)
 	$(BIN)/spare data build
+
+# Train (or resume) the canvas-mini base model; ARGS takes key=value overrides.
+base-model: $(STAMP)
+	$(BIN)/spare base-model $(ARGS)
 
 # pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
 test: $(STAMP)

@@ -100,6 +100,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 3
 
 
+def cmd_base_model(args: argparse.Namespace) -> int:
+    from spare.config import load_config
+    from spare.train_base import BaseTrainConfig, train_base_model
+
+    cfg = load_config(BaseTrainConfig, args.config, args.overrides)
+    out = train_base_model(cfg)
+    print(f"base model written to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spare", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -128,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, default=0, help="which rendering of each pair")
     p.add_argument("--scale", type=int, default=3, help="pixel upscaling in the PNG")
     p.set_defaults(func=cmd_data_preview)
+
+    p = sub.add_parser("base-model", help="train (or resume) the canvas-mini base text-to-image model")
+    p.add_argument("--config", default=None, help="YAML file with BaseTrainConfig fields")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=2000 model.layers_per_block=2")
+    p.set_defaults(func=cmd_base_model)
 
     p = sub.add_parser("benchmark", help="run the benchmark (the stages built so far)")
     _add_benchmark_arg(p)

@@ -1,0 +1,124 @@
+"""Typed configs: dataclasses filled from YAML, then overridden by ``key.sub=value`` arguments.
+
+Precedence, lowest first: dataclass defaults < YAML file < command-line overrides.
+Unknown keys are errors that list the valid keys and suggest the nearest one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from spare.errors import UserError
+
+T = TypeVar("T")
+
+
+class ConfigError(UserError):
+    """A bad config key or value."""
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _unknown_key(key: str, valid: Sequence[str], where: str) -> ConfigError:
+    near = difflib.get_close_matches(key, valid, n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    return ConfigError(f"unknown config key {where + key!r}.{hint} Valid keys: {', '.join(valid)}")
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return from_dict(annotation, value, prefix=f"{where}.")
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(_coerce(v, item, where) for v in value)
+    if origin is typing.Literal:
+        if value not in typing.get_args(annotation):
+            raise ConfigError(f"{where} must be one of {typing.get_args(annotation)}, got {value!r}")
+        return value
+    if annotation is float and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML reads 1e-4 (no dot) as a string
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    if annotation in (int, str, bool) and not isinstance(value, annotation):
+        raise ConfigError(f"{where} must be {annotation.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a (nested) mapping; unknown keys raise ConfigError."""
+    types_ = _field_types(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in types_:
+            raise _unknown_key(key, list(types_), prefix)
+        kwargs[key] = _coerce(value, types_[key], f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON/YAML-able dict of a config (tuples become lists)."""
+    return yaml.safe_load(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
+    """Return a copy of ``cfg`` with ``a.b=value`` overrides applied (values parsed as YAML)."""
+    data = to_dict(cfg)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like key=value (nested keys with dots)")
+        node, parts = data, key.strip().split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                valid = list(node) if isinstance(node, dict) else []
+                raise _unknown_key(part, valid, ".".join(parts[:i]) + "." if i else "")
+            if i == len(parts) - 1:
+                node[part] = yaml.safe_load(raw)
+            else:
+                node = node[part]
+    return from_dict(type(cfg), data)
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    """Defaults, then the YAML file at ``path`` (if any), then ``overrides``."""
+    cfg = cls()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        cfg = from_dict(cls, data)
+    return apply_overrides(cfg, overrides)

@@ -1,0 +1,283 @@
+"""One text-to-image interface for the tiny pixel-space canvas-mini model and Stable Diffusion.
+
+A :class:`T2IPipeline` holds a diffusers ``UNet2DConditionModel``, a transformers
+``CLIPTextModel`` with its tokenizer, the training noise scheduler and, for latent
+models, an ``AutoencoderKL``. Methods and evaluators use only this interface (encode
+prompts, add noise, predict noise, sample), so they never know which kind they hold.
+
+Both kinds load from a diffusers-format folder (``unet/``, ``text_encoder/``,
+``tokenizer/``, ``scheduler/`` and, for SD, ``vae/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    UNet2DConditionModel,
+)
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
+
+from spare.concepts import Catalogue
+from spare.errors import UserError
+
+SAMPLERS = ("ddim", "dpm")
+SPECIAL_TOKENS = {"pad": "[PAD]", "unk": "[UNK]", "bos": "[BOS]", "eos": "[EOS]"}
+
+
+class ModelPathError(UserError):
+    """A model folder that is missing or is not a diffusers text-to-image folder."""
+
+
+@dataclass
+class T2IPipeline:
+    """A text-to-image diffusion model behind one small interface (pixel or latent space)."""
+
+    unet: UNet2DConditionModel
+    text_encoder: CLIPTextModel
+    tokenizer: PreTrainedTokenizerFast
+    scheduler: DDPMScheduler
+    vae: AutoencoderKL | None = None
+    image_size: int = 32
+
+    # --- where things live --------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def is_latent(self) -> bool:
+        return self.vae is not None
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        """Shape of one x_t: pixels (3, H, W) or latents (C, H/8, W/8)."""
+        c = self.unet.config.in_channels
+        s = self.image_size // (2 ** (len(self.vae.config.block_out_channels) - 1)) if self.vae else self.image_size
+        return (c, s, s)
+
+    def to(self, device: str | torch.device) -> T2IPipeline:
+        for module in (self.unet, self.text_encoder, self.vae):
+            if module is not None:
+                module.to(device)
+        return self
+
+    # --- the interface methods use ------------------------------------------------------
+    def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Text embeddings ``(B, L, D)`` for the UNet's cross-attention."""
+        tokens = self.tokenizer(
+            list(prompts),
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        return self.text_encoder(tokens.input_ids.to(self.device))[0]
+
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        """eps_theta(x_t, t, c)."""
+        return self.unet(x_t, t, encoder_hidden_states=text_emb).sample
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (the forward process)."""
+        return self.scheduler.add_noise(x0, noise, t)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] ``(B, 3, H, W)`` to the space the UNet denoises (x0)."""
+        if self.vae is None:
+            return images
+        latents = self.vae.encode(images.to(self.vae.dtype)).latent_dist.sample()
+        return latents * self.vae.config.scaling_factor
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """Denoised samples to images in [-1, 1]."""
+        if self.vae is None:
+            return x0.clamp(-1, 1)
+        return self.vae.decode(x0 / self.vae.config.scaling_factor).sample.clamp(-1, 1)
+
+    def sampler(self, name: str = "ddim"):
+        """A fresh inference scheduler sharing the training noise schedule."""
+        config = dict(self.scheduler.config)
+        if name == "ddim":
+            # clipping x0 to the image range keeps an imperfect pixel model on the data manifold
+            return DDIMScheduler.from_config(config, clip_sample=not self.is_latent, set_alpha_to_one=True)
+        if name == "dpm":
+            return DPMSolverMultistepScheduler.from_config(
+                config, algorithm_type="dpmsolver++", thresholding=not self.is_latent, sample_max_value=1.0
+            )
+        raise UserError(f"unknown sampler {name!r}; valid samplers: {', '.join(SAMPLERS)}")
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        *,
+        steps: int = 25,
+        guidance: float = 3.0,
+        sampler: str = "ddim",
+        eta: float = 0.0,
+    ) -> np.ndarray:
+        """Generate one image per prompt as ``(B, H, W, 3)`` uint8.
+
+        Each image's starting noise comes from its own seed, so an image does not depend on
+        the batch it was generated in. Classifier-free guidance with ``guidance`` > 1.
+        """
+        if len(prompts) != len(seeds):
+            raise ValueError("one seed per prompt")
+        scheduler = self.sampler(sampler)
+        scheduler.set_timesteps(steps)
+        x = torch.stack(
+            [torch.randn(self.sample_shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        ).to(self.device)
+        x = x * scheduler.init_noise_sigma
+        cond = self.encode_prompts(prompts)
+        uncond = self.encode_prompts([""] * len(prompts))
+        emb = torch.cat([uncond, cond]) if guidance != 1.0 else cond
+        extra = {"eta": eta} if sampler == "ddim" else {}
+        for t in scheduler.timesteps:
+            x_in = scheduler.scale_model_input(torch.cat([x, x]) if guidance != 1.0 else x, t)
+            eps = self.predict_noise(x_in, t.expand(x_in.shape[0]).to(self.device), emb)
+            if guidance != 1.0:
+                eps_u, eps_c = eps.chunk(2)
+                eps = eps_u + guidance * (eps_c - eps_u)
+            x = scheduler.step(eps, t, x, **extra).prev_sample
+        images = (self.decode(x) + 1) * 127.5
+        return images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    # --- persistence --------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        self.unet.save_pretrained(path / "unet")
+        self.text_encoder.save_pretrained(path / "text_encoder")
+        self.tokenizer.save_pretrained(path / "tokenizer")
+        self.scheduler.save_pretrained(path / "scheduler")
+        if self.vae is not None:
+            self.vae.save_pretrained(path / "vae")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> T2IPipeline:
+        """Load a diffusers-format folder: canvas-mini (pixel space) or Stable Diffusion (with vae/)."""
+        path = Path(path).expanduser()
+        needed = ("unet", "text_encoder", "tokenizer", "scheduler")
+        missing = [p for p in needed if not (path / p).is_dir()]
+        if missing:
+            where = "does not exist" if not path.exists() else f"lacks {', '.join(m + '/' for m in missing)}"
+            raise ModelPathError(
+                f"model folder {str(path)!r} {where}; expected a diffusers text-to-image folder with "
+                "unet/, text_encoder/, tokenizer/, scheduler/ (and vae/ for Stable Diffusion). "
+                "For canvas-mini run `make base-model`."
+            )
+        try:
+            unet = UNet2DConditionModel.from_pretrained(path / "unet")
+            text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder")
+            tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
+            scheduler = DDPMScheduler.from_pretrained(path / "scheduler")
+            vae = AutoencoderKL.from_pretrained(path / "vae") if (path / "vae").is_dir() else None
+        except (OSError, ValueError, RuntimeError) as err:
+            raise ModelPathError(
+                f"model folder {str(path)!r} could not be loaded (corrupt or partial?): {err}"
+            ) from err
+        size = unet.config.sample_size * (2 ** (len(vae.config.block_out_channels) - 1) if vae else 1)
+        pipe = cls(unet, text_encoder, tokenizer, scheduler, vae, image_size=size)
+        for module in (unet, text_encoder, vae):
+            if module is not None:
+                module.eval().requires_grad_(False)
+        return pipe.to(device)
+
+
+# --------------------------------------------------------------------------------------
+# Building the tiny canvas-mini pipeline from scratch.
+# --------------------------------------------------------------------------------------
+
+
+def build_tokenizer(catalogue: Catalogue, max_length: int = 16) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over the catalogue's prompt vocabulary, built offline."""
+    words = set(catalogue.template.replace("{object}", " ").replace("{style}", " ").lower().split())
+    for name in catalogue.all_styles + catalogue.objects:
+        words.update(catalogue.display(name).lower().split())
+    words = {w.strip(".") for w in words} | {"."}
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS.values())}
+    for word in sorted(words - {""}):
+        vocab[word] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL_TOKENS["unk"]))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    bos, eos = SPECIAL_TOKENS["bos"], SPECIAL_TOKENS["eos"]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", special_tokens=[(bos, vocab[bos]), (eos, vocab[eos])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        model_max_length=max_length,
+        pad_token=SPECIAL_TOKENS["pad"],
+        unk_token=SPECIAL_TOKENS["unk"],
+        bos_token=bos,
+        eos_token=eos,
+    )
+
+
+@dataclass
+class TinyModelConfig:
+    """Architecture of the canvas-mini pixel-space model."""
+
+    image_size: int = 32
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 1
+    attention_levels: tuple[int, ...] = (2,)  # cross-attention at these resolution levels (2 = 8x8)
+    attention_head_dim: int = 32
+    norm_num_groups: int = 16
+    text_hidden_size: int = 64
+    text_layers: int = 2
+    text_heads: int = 4
+    max_prompt_length: int = 16
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+
+
+def build_tiny_pipeline(catalogue: Catalogue, cfg: TinyModelConfig, seed: int = 0) -> T2IPipeline:
+    """A freshly initialised pixel-space pipeline for ``catalogue``'s prompts."""
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(catalogue, cfg.max_prompt_length)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=cfg.text_hidden_size,
+            intermediate_size=4 * cfg.text_hidden_size,
+            num_hidden_layers=cfg.text_layers,
+            num_attention_heads=cfg.text_heads,
+            max_position_embeddings=cfg.max_prompt_length,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
+    n = len(cfg.block_out_channels)
+    unet = UNet2DConditionModel(
+        sample_size=cfg.image_size,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=tuple(cfg.block_out_channels),
+        layers_per_block=cfg.layers_per_block,
+        down_block_types=tuple(
+            "CrossAttnDownBlock2D" if i in cfg.attention_levels else "DownBlock2D" for i in range(n)
+        ),
+        up_block_types=tuple(
+            "CrossAttnUpBlock2D" if n - 1 - i in cfg.attention_levels else "UpBlock2D" for i in range(n)
+        ),
+        mid_block_type="UNetMidBlock2DCrossAttn",
+        cross_attention_dim=cfg.text_hidden_size,
+        attention_head_dim=cfg.attention_head_dim,
+        norm_num_groups=cfg.norm_num_groups,
+    )
+    scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule)
+    return T2IPipeline(unet, text_encoder, tokenizer, scheduler, None, image_size=cfg.image_size)
