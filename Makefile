@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv benchmark test test-slow lint preview data base-model clean
+.PHONY: help venv benchmark test test-slow lint preview data classifiers base-model clean
 
 help:
 	@echo "make benchmark   run the benchmark on the embedded canvas-mini world"
 	@echo "make test        run the test suite (slow checks: make test-slow)"
 	@echo "make preview     render the canvas-mini preview grid to results/canvas_mini/preview.png"
+	@echo "make classifiers train the style and object classifiers into models/canvas-mini-classifiers"
 	@echo "make base-model  train (or resume) the canvas-mini base model into models/canvas-mini-base"
 	@echo "make lint        ruff"
 
@@ -33,6 +34,10 @@ preview: $(STAMP)
 
 data: $(STAMP)
 	$(BIN)/spare data build
+
+# Train the canvas-mini style and object classifiers; ARGS takes key=value overrides.
+classifiers: $(STAMP)
+	$(BIN)/spare classifiers $(ARGS)
 
 # Train (or resume) the canvas-mini base model; ARGS takes key=value overrides.
 base-model: $(STAMP)

@@ -110,6 +110,77 @@ def cmd_base_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_export(args: argparse.Namespace) -> int:
+    from spare.data.canvas_mini import canvas_mini_dataset
+    from spare.io import atomic_path
+
+    dataset = canvas_mini_dataset(args.n_per_pair, split=args.split)
+    out = Path(args.out)
+    with atomic_path(out) as tmp:
+        for row in dataset:
+            folder = tmp / row["style"] / row["object"]
+            folder.mkdir(parents=True, exist_ok=True)
+            row["image"].save(folder / f"{row['index']}.png")
+    print(f"wrote {len(dataset)} canvas-mini {args.split} images to {out}/<Style>/<Object>/<n>.png")
+    return 0
+
+
+def default_classifiers_dir(benchmark: str) -> Path | None:
+    return Path("models/canvas-mini-classifiers") if get_catalogue(benchmark).name == "mini" else None
+
+
+def cmd_classifiers(args: argparse.Namespace) -> int:
+    from evaluators.classifiers import ClassifiersConfig, train_benchmark_classifiers
+    from spare.config import load_config
+
+    cfg = load_config(ClassifiersConfig, args.config, args.overrides)
+    start = time.perf_counter()
+    reports = train_benchmark_classifiers(cfg)
+    for kind, r in reports.items():
+        worst = min(r["per_class_accuracy"].items(), key=lambda kv: kv[1])
+        print(
+            f"{kind:6s} classifier: held-out accuracy {100 * r['val_accuracy']:.2f}% on {r['val_images']} images "
+            f"(worst class {worst[0]} {100 * worst[1]:.1f}%), trained in {r['train_wall_time_s']:.0f}s"
+        )
+    wall = time.perf_counter() - start
+    print(f"total wall time {wall:.0f}s; models in {cfg.out_dir}, confusion matrices in {cfg.results_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from evaluators.classifiers import load_classifier
+    from evaluators.evaluate import evaluate_answers, load_images, read_answer_folder, real_reference
+    from evaluators.fid import make_extractor
+    from spare.data import load_fid_real_images
+    from spare.io import write_json
+    from spare.provenance import provenance
+
+    catalogue = get_catalogue(args.benchmark)
+    target = catalogue.target(args.target) if args.target else None
+    clf_dir = Path(args.classifiers) if args.classifiers else default_classifiers_dir(args.benchmark)
+    if clf_dir is None:
+        raise UserError(f"benchmark {catalogue.name!r} needs --classifiers DIR (with style/ and object/ inside)")
+    style_clf, object_clf = load_classifier(clf_dir / "style"), load_classifier(clf_dir / "object")
+    answers = read_answer_folder(args.images, catalogue)
+    images = load_images(list(answers["path"]))
+    extractor = make_extractor(args.inception, style_clf)
+    real = real_reference(load_fid_real_images(args.benchmark, args.data), extractor, catalogue)
+    result = evaluate_answers(
+        answers, images, catalogue, style_clf, object_clf, target=target, real=real, extractor=extractor
+    )
+    result.update(images_dir=str(args.images), classifiers=str(clf_dir), provenance=provenance())
+    out = Path(args.out) if args.out else Path(args.images) / "metrics.json"
+    write_json(out, result)
+    print(f"{len(answers)} images, target {target or 'none'}")
+    for name, m in result["metrics"].items():
+        arrow = "higher is better" if m["higher_is_better"] else "lower is better"
+        print(f"  {name:15s} {m['value']:8.2f}   ({arrow})")
+    print("per style:  " + ", ".join(f"{k} {v:.0f}" for k, v in result["style_accuracy"].items()))
+    print("per object: " + ", ".join(f"{k} {v:.0f}" for k, v in result["object_accuracy"].items()))
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spare", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -138,6 +209,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, default=0, help="which rendering of each pair")
     p.add_argument("--scale", type=int, default=3, help="pixel upscaling in the PNG")
     p.set_defaults(func=cmd_data_preview)
+
+    p = data.add_parser("export", help="write canvas-mini renders as an answer-set folder <Style>/<Object>/<n>.png")
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--n-per-pair", type=int, default=5)
+    p.set_defaults(func=cmd_data_export)
+
+    p = sub.add_parser("classifiers", help="train the style and object classifiers (make classifiers)")
+    p.add_argument("--config", default=None, help="YAML file with ClassifiersConfig fields")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. style.epochs=2")
+    p.set_defaults(func=cmd_classifiers)
+
+    p = sub.add_parser("evaluate", help="score a folder <Style>/<Object>/<seed>.png and write metrics.json")
+    _add_benchmark_arg(p)
+    p.add_argument("--images", required=True, help="answer-set folder")
+    p.add_argument("--target", default=None, help="the unlearned concept (style:<Name> / object:<Name>), if any")
+    p.add_argument("--classifiers", default=None, help="folder with style/ and object/ classifiers")
+    p.add_argument("--inception", default=None, help="local Inception-v3 FID weights; without it FID(cls) is used")
+    p.add_argument("--out", default=None, help="metrics file (default: <images>/metrics.json)")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("base-model", help="train (or resume) the canvas-mini base text-to-image model")
     p.add_argument("--config", default=None, help="YAML file with BaseTrainConfig fields")

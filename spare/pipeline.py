@@ -126,28 +126,42 @@ class T2IPipeline:
         guidance: float = 3.0,
         sampler: str = "ddim",
         eta: float = 0.0,
+        micro_batch: int = 32,
     ) -> np.ndarray:
         """Generate one image per prompt as ``(B, H, W, 3)`` uint8.
 
-        Each image's starting noise comes from its own seed, so an image does not depend on
-        the batch it was generated in. Classifier-free guidance with ``guidance`` > 1.
+        Each image's starting noise comes from its own seed, and the network always runs on
+        micro-batches of exactly ``micro_batch`` images (the last one padded), because matrix
+        kernels round differently for different batch sizes: so an image is bit-identical
+        whatever batch it was requested in. Classifier-free guidance when ``guidance`` != 1.
         """
         if len(prompts) != len(seeds):
             raise ValueError("one seed per prompt")
+        out = []
+        for i in range(0, len(prompts), micro_batch):
+            chunk_p, chunk_s = list(prompts[i : i + micro_batch]), list(seeds[i : i + micro_batch])
+            n = len(chunk_p)
+            chunk_p += [chunk_p[-1]] * (micro_batch - n)
+            chunk_s += [chunk_s[-1]] * (micro_batch - n)
+            out.append(self._sample_batch(chunk_p, chunk_s, steps, guidance, sampler, eta)[:n])
+        return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+
+    def _sample_batch(
+        self, prompts: list[str], seeds: list[int], steps: int, guidance: float, sampler: str, eta: float
+    ) -> np.ndarray:
         scheduler = self.sampler(sampler)
         scheduler.set_timesteps(steps)
         x = torch.stack(
             [torch.randn(self.sample_shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
         ).to(self.device)
         x = x * scheduler.init_noise_sigma
-        cond = self.encode_prompts(prompts)
-        uncond = self.encode_prompts([""] * len(prompts))
-        emb = torch.cat([uncond, cond]) if guidance != 1.0 else cond
+        guided = guidance != 1.0
+        emb = self.encode_prompts([""] * len(prompts) + prompts if guided else prompts)
         extra = {"eta": eta} if sampler == "ddim" else {}
         for t in scheduler.timesteps:
-            x_in = scheduler.scale_model_input(torch.cat([x, x]) if guidance != 1.0 else x, t)
+            x_in = scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
             eps = self.predict_noise(x_in, t.expand(x_in.shape[0]).to(self.device), emb)
-            if guidance != 1.0:
+            if guided:
                 eps_u, eps_c = eps.chunk(2)
                 eps = eps_u + guidance * (eps_c - eps_u)
             x = scheduler.step(eps, t, x, **extra).prev_sample

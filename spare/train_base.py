@@ -45,7 +45,7 @@ class BaseTrainConfig:
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
     benchmark: str = "mini"
     n_per_pair: int = 200  # canvas-mini renderings per (style, object) pair
-    steps: int = 8000
+    steps: int = 6000
     batch_size: int = 64
     lr: float = 1e-3
     warmup_steps: int = 300

@@ -11,7 +11,7 @@ from spare.data.canvas_mini import canvas_mini_dataset
 from spare.data.targets import TargetData, split_for_target
 from spare.data.unlearncanvas import DatasetSourceError, load_unlearncanvas
 
-__all__ = ["TargetData", "load_benchmark_data", "split_for_target"]
+__all__ = ["TargetData", "load_benchmark_data", "load_fid_real_images", "split_for_target"]
 
 
 def load_benchmark_data(benchmark: str, source: str | Path | None = None, **mini_options) -> datasets.Dataset:
@@ -27,3 +27,15 @@ def load_benchmark_data(benchmark: str, source: str | Path | None = None, **mini
             "(a local UnlearnCanvas folder, parquet shards or saved dataset) or a hub id"
         )
     return load_unlearncanvas(source, catalogue)
+
+
+FID_REAL_PER_PAIR = 5  # UnlearnCanvas: images 1..5 of every pair are the real side of FID
+
+
+def load_fid_real_images(benchmark: str, source: str | Path | None = None) -> datasets.Dataset:
+    """The real images FID compares against: held-out renders (mini) or images 1..5 of each pair."""
+    catalogue = get_catalogue(benchmark)
+    if catalogue.name == "mini":
+        return canvas_mini_dataset(FID_REAL_PER_PAIR, split="test")
+    full = load_benchmark_data(benchmark, source)
+    return full.filter(lambda i: 1 <= i <= FID_REAL_PER_PAIR, input_columns=["index"])

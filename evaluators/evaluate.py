@@ -1,0 +1,101 @@
+"""Score an answer set: classifier accuracies (UA / IRA / CRA), FID, and per-concept tables.
+
+An answer-set folder holds one image per (style, object, seed) as
+``<root>/<Style>/<Object>/<seed>.png``; names are resolved through the catalogue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from evaluators.accuracy import Metric, base_metrics, object_accuracy, pair_accuracy, style_accuracy, unlearning_metrics
+from evaluators.classifiers import Classifier
+from evaluators.fid import FeatureExtractor, protocol_fid
+from spare.concepts import Catalogue, Concept
+from spare.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def read_answer_folder(root: str | Path, catalogue: Catalogue) -> pd.DataFrame:
+    """Rows (style, object, seed, path) of ``<root>/<Style>/<Object>/<seed>.png``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"answer-set folder {str(root)!r} does not exist; expected <root>/<Style>/<Object>/<seed>.png")
+    rows = []
+    for style_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        style = catalogue.style(style_dir.name)
+        for object_dir in sorted(p for p in style_dir.iterdir() if p.is_dir()):
+            obj = catalogue.object(object_dir.name)
+            for f in sorted(object_dir.iterdir()):
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    if not f.stem.lstrip("-").isdigit():
+                        raise UserError(f"{f}: answer-set images are named by their integer seed (<seed>.png)")
+                    rows.append({"style": style, "object": obj, "seed": int(f.stem), "path": str(f)})
+    if not rows:
+        raise UserError(f"no images under {str(root)!r}; expected <root>/<Style>/<Object>/<seed>.png")
+    return pd.DataFrame(rows)
+
+
+def load_images(paths: list[str]) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+
+
+@dataclass
+class RealReference:
+    """The real side of FID: labels and features of real images, computed once and reused."""
+
+    table: pd.DataFrame  # style, object
+    features: np.ndarray
+    extractor_name: str
+
+
+def real_reference(dataset, extractor: FeatureExtractor, catalogue: Catalogue) -> RealReference:
+    """Features of real images of every evaluated pair (benchmark styles + photo)."""
+    keep = [i for i, s in enumerate(dataset["style"]) if s in catalogue.style_classes]
+    dataset = dataset.select(keep)
+    table = pd.DataFrame({"style": dataset["style"], "object": dataset["object"]})
+    return RealReference(table, extractor(dataset["image"]), extractor.name)
+
+
+def evaluate_answers(
+    answers: pd.DataFrame,
+    images: list[np.ndarray],
+    catalogue: Catalogue,
+    style_clf: Classifier,
+    object_clf: Classifier,
+    *,
+    target: Concept | None = None,
+    real: RealReference | None = None,
+    extractor: FeatureExtractor | None = None,
+) -> dict[str, Any]:
+    """Every metric of one answer set, as a JSON-able dict (``metrics`` hold value + direction)."""
+    answers = answers.copy()
+    answers["pred_style"] = style_clf.predict(images)
+    answers["pred_object"] = object_clf.predict(images)
+    metrics: dict[str, Metric] = (
+        unlearning_metrics(answers, target, catalogue) if target is not None else base_metrics(answers, catalogue)
+    )
+    if real is not None and extractor is not None:
+        if extractor.name != real.extractor_name:
+            raise UserError(f"real features were made for {real.extractor_name}, not {extractor.name}")
+        fid = protocol_fid(real.table, real.features, answers, extractor(images), target)
+        metrics[extractor.name] = Metric(extractor.name, fid, False)
+    pairs = pair_accuracy(answers)
+    return {
+        "target": str(target) if target else None,
+        "benchmark": catalogue.name,
+        "n_images": len(answers),
+        "seeds": sorted(int(s) for s in answers["seed"].unique()),
+        "metrics": {name: m.as_dict() for name, m in metrics.items()},
+        "style_accuracy": style_accuracy(answers).round(4).to_dict(),
+        "object_accuracy": object_accuracy(answers).round(4).to_dict(),
+        "pair_accuracy": {k: v.round(4).to_dict(orient="index") for k, v in pairs.items()},
+        "fid_features": extractor.name if extractor else None,
+    }

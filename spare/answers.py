@@ -1,0 +1,85 @@
+"""Answer-set generation: one image per (style, object, seed) of the benchmark grid.
+
+As in UnlearnCanvas, an image's starting noise depends only on its seed (the evaluation
+seeds 188, 288, ...), never on its batch, its position or the number of processes, so an
+answer set can be generated in any order, resumed, or split across workers. Images are
+written as ``<out>/<Style>/<Object>/<seed>.png``, each atomically, and existing images are
+kept, so an interrupted generation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from spare.concepts import Catalogue
+from spare.config import to_dict
+from spare.io import atomic_path, config_hash, write_json
+from spare.pipeline import T2IPipeline
+
+UNLEARNCANVAS_SEEDS = (188, 288, 588, 688, 888)
+
+
+@dataclass
+class SamplingConfig:
+    """How answer-set images are sampled (UnlearnCanvas: 100 DDIM steps, guidance 9.0, 5 seeds)."""
+
+    seeds: tuple[int, ...] = (188, 288)
+    steps: int = 25
+    guidance: float = 3.0
+    sampler: str = "ddim"
+    batch_size: int = 128  # images handed to the pipeline at once (progress granularity)
+    micro_batch: int = 32  # images per network call; fixed so images never depend on batching
+    styles: tuple[str, ...] = field(default_factory=tuple)  # empty: every style class (benchmark + photo)
+    objects: tuple[str, ...] = field(default_factory=tuple)  # empty: every object
+
+
+def answer_grid(catalogue: Catalogue, cfg: SamplingConfig) -> pd.DataFrame:
+    """The rows (style, object, seed, prompt) an answer set must contain, in a fixed order."""
+    styles = [catalogue.style(s) for s in cfg.styles] or list(catalogue.style_classes)
+    objects = [catalogue.object(o) for o in cfg.objects] or list(catalogue.objects)
+    rows = [
+        {"style": s, "object": o, "seed": seed, "prompt": catalogue.prompt(s, o)}
+        for seed in cfg.seeds
+        for s in styles
+        for o in objects
+    ]
+    return pd.DataFrame(rows)
+
+
+def image_path(root: Path, style: str, obj: str, seed: int) -> Path:
+    return root / style / obj / f"{seed}.png"
+
+
+def generate_answer_set(
+    pipe: T2IPipeline, catalogue: Catalogue, cfg: SamplingConfig, out_dir: str | Path, *, desc: str = "answer set"
+) -> pd.DataFrame:
+    """Generate (or complete) the answer set under ``out_dir``; returns the grid with image paths."""
+    out_dir = Path(out_dir)
+    grid = answer_grid(catalogue, cfg)
+    grid["path"] = [str(image_path(out_dir, r.style, r.object, r.seed)) for r in grid.itertuples()]
+    todo = grid[[not Path(p).exists() for p in grid["path"]]]
+    bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc=desc, unit="img")
+    for start in range(0, len(todo), cfg.batch_size):
+        chunk = todo.iloc[start : start + cfg.batch_size]
+        images = pipe.sample(
+            list(chunk["prompt"]),
+            list(chunk["seed"]),
+            steps=cfg.steps,
+            guidance=cfg.guidance,
+            sampler=cfg.sampler,
+            micro_batch=cfg.micro_batch,
+        )
+        for path, img in zip(chunk["path"], images, strict=True):
+            with atomic_path(path) as tmp:
+                Image.fromarray(img).save(tmp, format="PNG")
+        bar.update(len(chunk))
+    bar.close()
+    write_json(
+        out_dir / "answer_set.json", {"sampling": to_dict(cfg), "key": config_hash(to_dict(cfg)), "images": len(grid)}
+    )
+    return grid

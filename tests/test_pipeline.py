@@ -1,0 +1,143 @@
+"""The pipeline layer: the tiny pixel pipeline and a Stable-Diffusion-format latent pipeline share one code path."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from spare.answers import SamplingConfig, answer_grid, generate_answer_set
+from spare.concepts import get_catalogue
+from spare.data.canvas_mini import CANVAS_MINI
+from spare.errors import UserError
+from spare.pipeline import ModelPathError, T2IPipeline, TinyModelConfig, build_tiny_pipeline, build_tokenizer
+
+TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+
+
+def _clip_tokenizer(folder):
+    """A real CLIPTokenizer with a byte-level vocabulary and no merges, written offline."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    chars = [chr(c) for c in printable] + [chr(256 + i) for i in range(len(others))]  # byte-level BPE alphabet
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    folder.mkdir()
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=24)
+
+
+@pytest.fixture
+def sd_folder(tmp_path):
+    """A tiny Stable-Diffusion-format folder with random weights (latent space, VAE, CLIP tokenizer)."""
+    torch.manual_seed(0)
+    tokenizer = _clip_tokenizer(tmp_path / "tok")
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=24,
+        )
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=16,
+    )
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(16, 16),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    pipe = T2IPipeline(unet, text, tokenizer, DDPMScheduler(beta_schedule="scaled_linear"), vae, image_size=16)
+    pipe.save_pretrained(tmp_path / "sd")
+    return tmp_path / "sd"
+
+
+def test_sd_format_latent_pipeline_generates_an_answer_set(sd_folder, tmp_path):
+    pipe = T2IPipeline.from_pretrained(sd_folder)
+    assert pipe.is_latent and pipe.sample_shape == (4, 8, 8) and pipe.image_size == 16
+    uc = get_catalogue("unlearncanvas")
+    cfg = SamplingConfig(seeds=(188,), steps=3, styles=("Van_Gogh", "Photo"), objects=("Dogs", "Cats"), batch_size=3)
+    grid = generate_answer_set(pipe, uc, cfg, tmp_path / "answers")
+    assert len(grid) == 4 and (tmp_path / "answers" / "Van_Gogh" / "Dogs" / "188.png").exists()
+    from PIL import Image
+
+    assert np.asarray(Image.open(grid["path"][0])).shape == (16, 16, 3)
+
+
+def test_tiny_pixel_pipeline_round_trips_through_save_and_load(tmp_path):
+    pipe = build_tiny_pipeline(CANVAS_MINI, TINY)
+    assert not pipe.is_latent and pipe.sample_shape == (3, 32, 32)
+    prompts = [CANVAS_MINI.prompt("Chalkboard", "Star"), CANVAS_MINI.prompt("Photo", "Disc")]
+    before = pipe.sample(prompts, [1, 2], steps=3)
+    pipe.save_pretrained(tmp_path / "mini")
+    loaded = T2IPipeline.from_pretrained(tmp_path / "mini")
+    assert np.array_equal(loaded.sample(prompts, [1, 2], steps=3), before)
+    assert before.shape == (2, 32, 32, 3) and before.dtype == np.uint8
+
+
+def test_answer_images_do_not_depend_on_batch_size_or_order(tmp_path):
+    pipe = build_tiny_pipeline(CANVAS_MINI, TINY)
+    cfg = SamplingConfig(seeds=(188, 288), steps=4, styles=("Ink_Outline", "Photo"), objects=("Disc", "Star", "Bolt"))
+    a = generate_answer_set(pipe, CANVAS_MINI, SamplingConfig(**{**cfg.__dict__, "batch_size": 12}), tmp_path / "a")
+    b = generate_answer_set(pipe, CANVAS_MINI, SamplingConfig(**{**cfg.__dict__, "batch_size": 5}), tmp_path / "b")
+    from PIL import Image
+
+    for pa, pb in zip(a["path"], b["path"], strict=True):
+        assert np.array_equal(np.asarray(Image.open(pa)), np.asarray(Image.open(pb))), pa
+    one = pipe.sample([a["prompt"][7]], [int(a["seed"][7])], steps=4)[0]
+    assert np.array_equal(one, np.asarray(Image.open(a["path"][7])))
+
+
+def test_answer_generation_resumes(tmp_path):
+    pipe = build_tiny_pipeline(CANVAS_MINI, TINY)
+    cfg = SamplingConfig(seeds=(188,), steps=2, styles=("Ink_Outline",), objects=("Disc", "Star"), batch_size=1)
+    grid = generate_answer_set(pipe, CANVAS_MINI, cfg, tmp_path)
+    first = tmp_path / "Ink_Outline" / "Disc" / "188.png"
+    first.write_bytes(b"kept")  # an existing image is not regenerated
+    (tmp_path / "Ink_Outline" / "Star" / "188.png").unlink()
+    generate_answer_set(pipe, CANVAS_MINI, cfg, tmp_path)
+    assert first.read_bytes() == b"kept" and len(grid) == 2
+    assert (tmp_path / "Ink_Outline" / "Star" / "188.png").exists()
+
+
+def test_grid_covers_every_style_class_object_and_seed():
+    grid = answer_grid(get_catalogue("unlearncanvas"), SamplingConfig(seeds=(188, 288, 588, 688, 888)))
+    assert len(grid) == 51 * 20 * 5
+    assert grid.iloc[0]["prompt"] == "A Architectures image in Abstractionism style."
+
+
+def test_tokenizer_is_word_level_over_the_catalogue():
+    tok = build_tokenizer(CANVAS_MINI)
+    ids = tok("A Star image in Neon Outline style.").input_ids
+    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id and tok.unk_token_id not in ids
+    assert len(ids) == 10  # bos, a, star, image, in, neon, outline, style, ".", eos: one token per word
+    assert tok.unk_token_id in tok("A Zebra image").input_ids
+
+
+def test_bad_model_folder_and_sampler(tmp_path):
+    with pytest.raises(ModelPathError, match="does not exist.*make base-model"):
+        T2IPipeline.from_pretrained(tmp_path / "nope")
+    (tmp_path / "half" / "unet").mkdir(parents=True)
+    with pytest.raises(ModelPathError, match="lacks text_encoder/, tokenizer/, scheduler/"):
+        T2IPipeline.from_pretrained(tmp_path / "half")
+    with pytest.raises(UserError, match="valid samplers: ddim, dpm"):
+        build_tiny_pipeline(CANVAS_MINI, TINY).sampler("euler")
