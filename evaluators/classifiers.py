@@ -162,7 +162,7 @@ def load_classifier(path: str | Path) -> Classifier:
         )
         model = build_model(cfg, len(meta["classes"]))
         model.load_state_dict(load_file(weights))
-    except (KeyError, ValueError, RuntimeError, OSError) as err:
+    except Exception as err:  # json, safetensors and torch each raise their own kinds; one message for the user
         raise ClassifierLoadError(f"classifier folder {str(path)!r} is corrupt or incomplete: {err}") from err
     return Classifier(model, meta["classes"], meta["input_size"], meta)
 

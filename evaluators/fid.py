@@ -41,7 +41,8 @@ def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
         eps = np.eye(len(s1)) * 1e-6
         covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
     covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    fid = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    return max(fid, 0.0)  # identical sets can come out at -1e-10 from rounding
 
 
 @dataclass

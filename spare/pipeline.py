@@ -197,7 +197,7 @@ class T2IPipeline:
             tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
             scheduler = DDPMScheduler.from_pretrained(path / "scheduler")
             vae = AutoencoderKL.from_pretrained(path / "vae") if (path / "vae").is_dir() else None
-        except (OSError, ValueError, RuntimeError) as err:
+        except Exception as err:  # diffusers, transformers and safetensors raise many kinds; one message
             raise ModelPathError(
                 f"model folder {str(path)!r} could not be loaded (corrupt or partial?): {err}"
             ) from err

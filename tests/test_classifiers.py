@@ -48,13 +48,15 @@ def test_confusion_matrix_counts():
 
 def test_evaluate_command_on_rendered_images(tmp_path, capsys):
     folder = tmp_path / "renders"
-    assert main(["data", "export", "--out", str(folder), "--n-per-pair", "2", "--split", "test"]) == 0
+    # validation renders: unseen by the classifiers and not the FID reference (the test split)
+    assert main(["data", "export", "--out", str(folder), "--n-per-pair", "2", "--split", "validation"]) == 0
     out = tmp_path / "metrics.json"
     assert main(["evaluate", "--images", str(folder), "--classifiers", str(MODELS), "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     metrics = result["metrics"]
     assert metrics["style_acc"]["value"] >= 95 and metrics["object_acc"]["value"] >= 95
     assert "FID(cls)" in metrics and "FID" not in metrics and metrics["FID(cls)"]["higher_is_better"] is False
+    assert 0 < metrics["FID(cls)"]["value"] < 5  # renders vs other renders: close, not identical
     assert result["fid_features"] == "FID(cls)" and result["provenance"]["versions"]["torch"]
     assert (
         main(

@@ -139,5 +139,9 @@ def test_bad_model_folder_and_sampler(tmp_path):
     (tmp_path / "half" / "unet").mkdir(parents=True)
     with pytest.raises(ModelPathError, match="lacks text_encoder/, tokenizer/, scheduler/"):
         T2IPipeline.from_pretrained(tmp_path / "half")
+    build_tiny_pipeline(CANVAS_MINI, TINY).save_pretrained(tmp_path / "corrupt")
+    next((tmp_path / "corrupt" / "unet").glob("*.safetensors")).write_bytes(b"truncated")
+    with pytest.raises(ModelPathError, match="corrupt or partial"):
+        T2IPipeline.from_pretrained(tmp_path / "corrupt")
     with pytest.raises(UserError, match="valid samplers: ddim, dpm"):
         build_tiny_pipeline(CANVAS_MINI, TINY).sampler("euler")
