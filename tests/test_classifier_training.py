@@ -1,0 +1,65 @@
+"""The classifier training path of the full world, on a small UnlearnCanvas-layout fixture."""
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from evaluators.classifiers import (
+    ClassifierConfig,
+    ClassifierLoadError,
+    ClassifiersConfig,
+    load_classifier,
+    load_external_classifier,
+    train_benchmark_classifiers,
+)
+
+TINY_ARCH = {"channels": [8, 8, 8, 8], "layers": [1, 1, 1, 1]}
+
+
+@pytest.fixture
+def uc_folder(tmp_path):
+    root = tmp_path / "uc"
+    rng = np.random.default_rng(0)
+    for style in ("Van_Gogh", "Seed_Images"):
+        for obj in ("Dogs", "Cats"):
+            (root / style / obj).mkdir(parents=True)
+            for n in range(1, 7):
+                Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(root / style / obj / f"{n}.jpg")
+    return root
+
+
+def test_full_world_heads_train_on_the_loader_output(uc_folder, tmp_path):
+    head = ClassifierConfig(arch_kwargs=TINY_ARCH, input_size=32, epochs=1, batch_size=4)
+    cfg = ClassifiersConfig(
+        benchmark="unlearncanvas",
+        data=str(uc_folder),
+        style=head,
+        object=head,
+        out_dir=str(tmp_path / "clf"),
+        results_dir=str(tmp_path / "res"),
+        val_every_nth=3,
+    )
+    reports = train_benchmark_classifiers(cfg)
+    assert reports["style"]["val_images"] == 8  # images 3 and 6 of each of the 4 pairs are held out
+    style = load_classifier(tmp_path / "clf" / "style")
+    assert len(style.classes) == 51 and style.classes[-1] == "Photo"
+    assert len(load_classifier(tmp_path / "clf" / "object").classes) == 20
+    assert (tmp_path / "res" / "style_confusion.png").exists() and (tmp_path / "res" / "classifiers.json").exists()
+
+
+def test_external_checkpoint_loader(tmp_path):
+    classes = ["Dogs", "Cats", "Trees"]
+    model = timm.create_model("resnet18", num_classes=3, **TINY_ARCH).eval()
+    # load_external_classifier builds the plain arch, so save a plain-arch state dict
+    plain = timm.create_model("resnet18", num_classes=3).eval()
+    torch.save(plain.state_dict(), tmp_path / "heads.pth")
+    clf = load_external_classifier("resnet18", tmp_path / "heads.pth", classes, "object", input_size=32)
+    img = [np.zeros((32, 32, 3), np.uint8)]
+    assert clf.predict(img)[0] in classes and clf.kind == "object"
+    torch.save(model.state_dict(), tmp_path / "wrong.pth")  # a different architecture
+    with pytest.raises(ClassifierLoadError, match="is not a resnet18 checkpoint with 3 classes"):
+        load_external_classifier("resnet18", tmp_path / "wrong.pth", classes, "object")
+    with pytest.raises(ClassifierLoadError, match="not found"):
+        load_external_classifier("resnet18", tmp_path / "none.pth", classes, "object")
