@@ -28,7 +28,7 @@ UNLEARNCANVAS_SEEDS = (188, 288, 588, 688, 888)
 class SamplingConfig:
     """How answer-set images are sampled (UnlearnCanvas: 100 DDIM steps, guidance 9.0, 5 seeds)."""
 
-    seeds: tuple[int, ...] = (188, 288)
+    seeds: tuple[int, ...] = UNLEARNCANVAS_SEEDS
     steps: int = 25
     guidance: float = 3.0
     sampler: str = "ddim"

@@ -16,16 +16,16 @@ log = logging.getLogger("spare")
 
 DEFAULT_PREVIEW = Path("results/canvas_mini/preview.png")
 
-# Stages of `spare benchmark`, in order, with the issue that delivers each one still missing.
-BENCHMARK_STAGES = (
-    ("data", "render / load the benchmark images", None),
-    ("classifiers", "train the style and object classifiers", "Evaluators"),
-    ("base-model", "train or load the base text-to-image pipeline", "Pipelines and the canvas-mini base model"),
+# Stages of `spare benchmark` not built yet, with the issue that delivers each one.
+MISSING_STAGES = (
     ("unlearn", "unlearn every target with every method", "SPARE, Baselines"),
-    ("answer-sets", "generate the answer sets", "Pipelines and the canvas-mini base model"),
-    ("evaluate", "score UA / IRA / CRA / FID / cost", "Evaluators"),
-    ("tables", "write the summary tables and plots", "The experiment runner"),
+    ("target answer sets + evaluation", "generate and score each unlearned model's answer set", "SPARE"),
+    ("tables", "summary tables, plots, W&B", "The experiment runner"),
 )
+# Committed models live in the project checkout; outputs (results/, runs/) go under the working directory.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MINI_BASE_MODEL = PROJECT_ROOT / "models" / "canvas-mini-base"
+MINI_CLASSIFIERS = PROJECT_ROOT / "models" / "canvas-mini-classifiers"
 
 
 def _add_benchmark_arg(parser: argparse.ArgumentParser) -> None:
@@ -88,26 +88,42 @@ def cmd_data_preview(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    print(f"spare benchmark --benchmark {args.benchmark}")
+    catalogue = get_catalogue(args.benchmark)
+    print(f"spare benchmark --benchmark {catalogue.name}")
+    print("[1] data")
     cmd_data_build(argparse.Namespace(benchmark=args.benchmark, data=args.data, n_per_pair=20, split="train"))
-    if get_catalogue(args.benchmark).name == "mini":
-        cmd_data_preview(argparse.Namespace(size=32, index=0, scale=3, out=DEFAULT_PREVIEW))
-    missing = [(name, what, issue) for name, what, issue in BENCHMARK_STAGES if issue]
-    print(f"\ndone with what exists so far in {time.perf_counter() - start:.1f}s. Stages not built yet:")
-    for name, what, issue in missing:
+    if catalogue.name != "mini":
+        raise UserError(
+            "the full UnlearnCanvas benchmark needs the experiment runner (issue: The experiment runner); "
+            "only its data loading exists so far"
+        )
+    cmd_data_preview(argparse.Namespace(size=32, index=0, scale=3, out=DEFAULT_PREVIEW))
+    classifiers, model = Path(args.classifiers or MINI_CLASSIFIERS), Path(args.model or MINI_BASE_MODEL)
+    print("[2] classifiers")
+    if not (classifiers / "style" / "model.safetensors").exists():
+        print(f"  {classifiers} not found: training them (about 8 minutes on 2 cores)")
+        cmd_classifiers(argparse.Namespace(config=None, overrides=[f"out_dir={classifiers}"]))
+    else:
+        print(f"  using {classifiers} (retrain with `make classifiers`)")
+    print("[3] base model")
+    if not (model / "unet").is_dir():
+        raise UserError(f"base model {model} not found: train it with `make base-model` (hours on 2 cores)")
+    print(f"  using {model} (retrain with `make base-model`)")
+    print("[4] base model answer set and its quality")
+    from benchmarks import base_model_quality
+
+    base_model_quality.main(["--model", str(model), "--classifiers", str(classifiers)])
+    print(f"\ndone with what exists so far in {time.perf_counter() - start:.0f}s. Stages not built yet:")
+    for name, what, issue in MISSING_STAGES:
         print(f"  - {name}: {what} (issue: {issue})")
     print("No unlearning numbers were produced; the benchmark stops here.")
     return 3
 
 
-def cmd_base_model(args: argparse.Namespace) -> int:
-    from spare.config import load_config
-    from spare.train_base import BaseTrainConfig, train_base_model
+def cmd_base_quality(args: argparse.Namespace) -> int:
+    from benchmarks import base_model_quality
 
-    cfg = load_config(BaseTrainConfig, args.config, args.overrides)
-    out = train_base_model(cfg)
-    print(f"base model written to {out}")
-    return 0
+    return base_model_quality.main(args.rest)
 
 
 def cmd_data_export(args: argparse.Namespace) -> int:
@@ -126,7 +142,7 @@ def cmd_data_export(args: argparse.Namespace) -> int:
 
 
 def default_classifiers_dir(benchmark: str) -> Path | None:
-    return Path("models/canvas-mini-classifiers") if get_catalogue(benchmark).name == "mini" else None
+    return MINI_CLASSIFIERS if get_catalogue(benchmark).name == "mini" else None
 
 
 def cmd_classifiers(args: argparse.Namespace) -> int:
@@ -178,6 +194,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print("per style:  " + ", ".join(f"{k} {v:.0f}" for k, v in result["style_accuracy"].items()))
     print("per object: " + ", ".join(f"{k} {v:.0f}" for k, v in result["object_accuracy"].items()))
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_base_model(args: argparse.Namespace) -> int:
+    from spare.config import load_config
+    from spare.train_base import BaseTrainConfig, train_base_model
+
+    cfg = load_config(BaseTrainConfig, args.config, args.overrides)
+    out = train_base_model(cfg)
+    print(f"base model written to {out}")
     return 0
 
 
@@ -235,8 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=2000 model.layers_per_block=2")
     p.set_defaults(func=cmd_base_model)
 
+    p = sub.add_parser("base-quality", help="answer set of the base model read by the classifiers", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m benchmarks.base_model_quality")
+    p.set_defaults(func=cmd_base_quality)
+
     p = sub.add_parser("benchmark", help="run the benchmark (the stages built so far)")
     _add_benchmark_arg(p)
+    p.add_argument("--model", default=None, help=f"base model folder (default: {MINI_BASE_MODEL})")
+    p.add_argument("--classifiers", default=None, help=f"classifiers folder (default: {MINI_CLASSIFIERS})")
     p.set_defaults(func=cmd_benchmark)
     return parser
 

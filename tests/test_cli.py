@@ -34,7 +34,7 @@ def test_preview_writes_png(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_benchmark_runs_what_exists_and_names_the_missing_stages(tmp_path):
+def test_benchmark_runs_what_exists_and_stops_with_a_clear_message(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "spare", "benchmark", "--benchmark", "unlearncanvas"],
         capture_output=True,
@@ -43,7 +43,14 @@ def test_benchmark_runs_what_exists_and_names_the_missing_stages(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "needs its dataset: pass --data PATH" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "spare", "benchmark"], capture_output=True, text=True, cwd=tmp_path)
+    missing = tmp_path / "no-model"
+    proc = subprocess.run(
+        [sys.executable, "-m", "spare", "benchmark", "--model", str(missing)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 3 and "Stages not built yet" in proc.stdout and "classifiers" in proc.stdout
+    assert proc.returncode == 2 and f"base model {missing} not found: train it with `make base-model`" in proc.stderr
+    assert "using" in proc.stdout and "canvas-mini-classifiers" in proc.stdout  # the committed classifiers
     assert (tmp_path / "results" / "canvas_mini" / "preview.png").exists()
