@@ -153,6 +153,13 @@ def cmd_classifiers(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     reports = train_benchmark_classifiers(cfg)
     for kind, r in reports.items():
+        import pandas as pd
+
+        print(f"\n{kind} confusion matrix (rows: true, columns: predicted), held-out images:")
+        short = [c[:6] for c in r["classes"]]
+        print(pd.DataFrame(r["confusion"], index=r["classes"], columns=short).to_string())
+    print()
+    for kind, r in reports.items():
         worst = min(r["per_class_accuracy"].items(), key=lambda kv: kv[1])
         print(
             f"{kind:6s} classifier: held-out accuracy {100 * r['val_accuracy']:.2f}% on {r['val_images']} images "
