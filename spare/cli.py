@@ -214,6 +214,41 @@ def cmd_base_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlearn(args: argparse.Namespace) -> int:
+    from spare.answers import SamplingConfig
+    from spare.config import apply_overrides
+    from spare.methods import get_method
+    from spare.run import RunSettings, evaluate_base, run_dir, run_unlearning
+
+    catalogue = get_catalogue(args.benchmark)
+    concept = catalogue.target(args.target)
+    spec = get_method(args.method)
+    cfg = apply_overrides(spec.config_cls(), args.overrides)
+    is_mini = catalogue.name == "mini"
+    model = args.model or (str(MINI_BASE_MODEL) if is_mini else None)
+    classifiers = args.classifiers or (str(MINI_CLASSIFIERS) if is_mini else None)
+    if model is None or classifiers is None:
+        raise UserError(f"benchmark {catalogue.name!r} needs --model DIR and --classifiers DIR")
+    sampling = SamplingConfig(seeds=tuple(args.seeds), steps=args.sample_steps, guidance=args.guidance)
+    settings = RunSettings(args.benchmark, model, classifiers, args.data, args.surrogate, args.inception, sampling)
+    result = run_unlearning(args.method, str(concept), cfg, settings, evaluate=not args.no_eval)
+    out = run_dir(settings, args.method, concept.slug)
+    if args.no_eval:
+        print(f"{args.method} {concept}: edit in {out}/edit, {result['time_s']:.0f}s, {result['storage_bytes']} bytes")
+        return 0
+    base = evaluate_base(str(concept), settings)
+    print(f"{args.method} {concept}  (run folder {out})")
+    print(f"  {'metric':12s} {'base':>9s} {args.method:>9s}")
+    for name, m in result["metrics"].items():
+        b = base["metrics"].get(name, {}).get("value")
+        print(f"  {name:12s} {'' if b is None else f'{b:9.2f}':>9s} {m['value']:9.2f}")
+    print(
+        f"  trainable parameters {result['trainable_params']} ({100 * result['trainable_share']:.2f}% of the UNet), "
+        f"edit {result['storage_bytes']} bytes"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spare", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -267,6 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML file with BaseTrainConfig fields")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=2000 model.layers_per_block=2")
     p.set_defaults(func=cmd_base_model)
+
+    p = sub.add_parser("unlearn", help="unlearn one target with one method, then evaluate it")
+    _add_benchmark_arg(p)
+    p.add_argument("--method", default="spare", help="a registered method (default: spare)")
+    p.add_argument("--target", required=True, help="style:<Name> or object:<Name>")
+    p.add_argument("--model", default=None, help="base model folder (canvas-mini: the committed one)")
+    p.add_argument("--classifiers", default=None, help="classifiers folder (canvas-mini: the committed ones)")
+    p.add_argument("--surrogate", default=None, help="surrogate object for an object target")
+    p.add_argument("--inception", default=None, help="local Inception-v3 weights for FID")
+    p.add_argument("--seeds", type=int, nargs="+", default=[188, 288, 588, 688, 888])
+    p.add_argument("--sample-steps", type=int, default=25)
+    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--no-eval", action="store_true", help="only unlearn and save the edit")
+    p.add_argument("overrides", nargs="*", help="method config overrides, e.g. optim.steps=200 q=0.25")
+    p.set_defaults(func=cmd_unlearn)
 
     p = sub.add_parser("base-quality", help="answer set of the base model read by the classifiers", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m benchmarks.base_model_quality")

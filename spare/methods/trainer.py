@@ -1,0 +1,65 @@
+"""The one optimisation loop every trained method shares: it only supplies the loss."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser settings shared by all methods (each method sets its own defaults)."""
+
+    steps: int = 300
+    lr: float = 1e-4
+    warmup_steps: int = 0
+    schedule: Literal["cosine", "constant"] = "cosine"
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+
+
+def lr_factor(step: int, cfg: OptimConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def optimise(
+    params: list[torch.nn.Parameter],
+    loss_fn: Callable[[int, torch.Generator], dict[str, torch.Tensor]],
+    cfg: OptimConfig,
+    seed: int,
+    desc: str = "unlearn",
+    log_every: int = 10,
+) -> list[dict]:
+    """AdamW on ``params`` for ``cfg.steps`` steps of ``loss_fn(step, gen)["loss"]``; returns the log."""
+    if not params:
+        raise ValueError("nothing to train: the method selected no parameters")
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    gen = torch.Generator().manual_seed(seed)
+    log, start = [], time.perf_counter()
+    bar = tqdm(range(cfg.steps), desc=desc, unit="step", leave=False)
+    for step in bar:
+        terms = loss_fn(step, gen)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == cfg.steps - 1:
+            row = {k: float(v.detach()) for k, v in terms.items()}
+            row.update(step=step, lr=sched.get_last_lr()[0], elapsed_s=time.perf_counter() - start)
+            log.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+    return log
