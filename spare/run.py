@@ -87,6 +87,10 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
         with CostMeter(pipe.device) as cost:
             edit, report = spec.unlearn(pipe, data, method_cfg)
         edit.save(edit_dir)
+        if report.get("saliency"):
+            from spare.methods.saliency import plot_saliency
+
+            plot_saliency(report["saliency"], out / "saliency.png", kept=report.get("adapted_modules"))
         report.update(
             config_key=key,
             time_s=cost.wall_time_s,

@@ -107,26 +107,21 @@ def weight_masks(saliency: dict[str, torch.Tensor], q: float) -> dict[str, torch
     return {name: m for name, m in masks.items() if m.any()}
 
 
-def plot_saliency(saliency: dict[str, torch.Tensor], path: str | Path, kept: list[str] | None = None) -> Path:
-    """Bar chart of mean saliency per module (kept modules highlighted), as a PNG."""
+def plot_saliency(scores: dict[str, float], path: str | Path, kept: list[str] | None = None) -> Path:
+    """Bar chart of mean saliency per module in network order (adapted modules in red), as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scores = module_scores(saliency)
     names = list(scores)
     values = np.array([scores[n] for n in names])
     colours = ["tab:red" if kept and n in kept else "tab:gray" for n in names]
     fig, ax = plt.subplots(figsize=(max(6, 0.12 * len(names)), 4))
-    ax.bar(range(len(names)), values, color=colours)
+    ax.bar(range(len(names)), np.maximum(values, 1e-12), color=colours)
     ax.set_yscale("log")
-    ax.set_xticks(
-        range(len(names)),
-        [n.replace("down_blocks", "d").replace("up_blocks", "u") for n in names],
-        rotation=90,
-        fontsize=5,
-    )
+    short = [n.replace("down_blocks", "d").replace("up_blocks", "u").replace("transformer_blocks", "tb") for n in names]
+    ax.set_xticks(range(len(names)), short, rotation=90, fontsize=5)
     ax.set(ylabel="mean |grad| of the denoising loss", title="SPARE saliency per module (red: adapted)")
     fig.tight_layout()
     path = Path(path)

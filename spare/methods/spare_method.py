@@ -30,7 +30,7 @@ from spare.data import TargetData
 from spare.methods import register_method
 from spare.methods.adapters import AdapterEdit, adapters_disabled, lora_modules
 from spare.methods.batches import ImageBatches
-from spare.methods.saliency import cached_saliency, top_modules, weight_masks
+from spare.methods.saliency import cached_saliency, module_scores, top_modules, weight_masks
 from spare.methods.timesteps import TimestepConfig, build_sampler
 from spare.methods.trainer import OptimConfig, optimise
 
@@ -108,7 +108,7 @@ def unlearn(pipe, data: TargetData, cfg: SPAREConfig) -> tuple[AdapterEdit, dict
         "trainable_params": edit.num_parameters,
         "trainable_share": edit.num_parameters / unet_params,
         "timesteps": {"mode": cfg.timesteps.mode, "support": sampler.support(), **sampler.profile},
-        "saliency_modules": len(saliency),
+        "saliency": module_scores(saliency) if saliency else {},
     }
     edit.meta.update(target=str(data.target), surrogate=str(data.surrogate))
     return edit, report
