@@ -230,7 +230,9 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     if model is None or classifiers is None:
         raise UserError(f"benchmark {catalogue.name!r} needs --model DIR and --classifiers DIR")
     sampling = SamplingConfig(seeds=tuple(args.seeds), steps=args.sample_steps, guidance=args.guidance)
-    settings = RunSettings(args.benchmark, model, classifiers, args.data, args.surrogate, args.inception, sampling)
+    settings = RunSettings(
+        args.benchmark, model, classifiers, args.data, args.surrogate, args.inception, sampling, tag=args.tag
+    )
     result = run_unlearning(args.method, str(concept), cfg, settings, evaluate=not args.no_eval)
     out = run_dir(settings, args.method, concept.slug)
     if args.no_eval:
@@ -315,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--no-eval", action="store_true", help="only unlearn and save the edit")
+    p.add_argument("--tag", default="", help="name of this variant; its run folder is <kind>-<Name>@<tag>")
     p.add_argument("overrides", nargs="*", help="method config overrides, e.g. optim.steps=200 q=0.25")
     p.set_defaults(func=cmd_unlearn)
 

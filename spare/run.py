@@ -47,10 +47,12 @@ class RunSettings:
     inception: str | None = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     runs_dir: str = "runs"
+    tag: str = ""  # a variant's name (e.g. an ablation setting): folder <kind>-<Name>@<tag>
 
 
 def run_dir(settings: RunSettings, method: str, target_slug: str) -> Path:
-    return Path(settings.runs_dir) / get_catalogue(settings.benchmark).name / method / target_slug
+    folder = f"{target_slug}@{settings.tag}" if settings.tag else target_slug
+    return Path(settings.runs_dir) / get_catalogue(settings.benchmark).name / method / folder
 
 
 def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSettings, evaluate: bool = True) -> dict:
@@ -117,6 +119,7 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
     )
     result.update(
         method=method,
+        tag=settings.tag,
         config_key=key,
         storage_bytes=report["storage_bytes"],
         memory_kind=report["memory_kind"],

@@ -1,0 +1,87 @@
+"""Tables of SPARE runs beside the base model, rendered from the runs' metrics files only.
+
+    python -m benchmarks.spare_report [--runs runs/mini] [--out results/spare]
+
+Writes ``spare_vs_base.md`` / ``.csv`` (every SPARE run folder: UA, IRA, CRA, FID(cls),
+time, trainable share, edit bytes, and the base model's numbers for the same target),
+``timesteps.md`` (UA per target for each timestep mode at the same step budget) and copies
+every run's ``config.json`` and ``report.json`` timestep profile into ``configs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from spare.io import atomic_path
+
+METRICS = ("UA", "IRA", "CRA", "FID(cls)")
+
+
+def collect(runs: Path) -> pd.DataFrame:
+    rows = []
+    for metrics_file in sorted((runs / "spare").glob("*/metrics.json")):
+        result = json.loads(metrics_file.read_text())
+        target = result["target"]
+        config = json.loads((metrics_file.parent / "config.json").read_text())
+        base_file = runs / "base" / target.replace(":", "-") / "metrics.json"
+        base = json.loads(base_file.read_text())["metrics"] if base_file.exists() else {}
+        row = {"target": target, "variant": result.get("tag") or "default", "run": metrics_file.parent.name}
+        row["timesteps"] = config["method_config"]["timesteps"]["mode"]
+        row["localization"] = config["method_config"]["localization"]
+        row["steps"] = config["method_config"]["optim"]["steps"]
+        for m in METRICS:
+            row[m] = result["metrics"][m]["value"]
+            row[f"base {m}"] = base.get(m, {}).get("value")
+        row["time s"] = result["metrics"]["time_s"]["value"]
+        row["trainable %"] = 100 * result["trainable_share"]
+        row["edit bytes"] = result["storage_bytes"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_table(frame: pd.DataFrame, path: Path, title: str) -> None:
+    with atomic_path(path.with_suffix(".csv")) as tmp:
+        frame.to_csv(tmp, index=False)
+    with atomic_path(path.with_suffix(".md")) as tmp:
+        tmp.write_text(f"# {title}\n\n" + frame.to_markdown(index=False, floatfmt=".2f") + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs/mini")
+    parser.add_argument("--out", default="results/spare")
+    args = parser.parse_args(argv)
+    runs, out = Path(args.runs), Path(args.out)
+    frame = collect(runs)
+    if frame.empty:
+        print(f"no SPARE runs under {runs}/spare")
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    cols = ["target", "variant", "localization", "timesteps", "steps"]
+    cols += [c for m in METRICS for c in (f"base {m}", m)] + ["time s", "trainable %", "edit bytes"]
+    write_table(
+        frame[cols], out / "spare_vs_base", "SPARE on canvas-mini, beside the base model (from runs/*/metrics.json)"
+    )
+    ts = frame[frame["localization"] == "module"].pivot_table(index="target", columns="timesteps", values="UA")
+    write_table(ts.reset_index(), out / "timesteps", "UA by timestep sampling at the same step budget")
+    configs = out / "configs"
+    for run in frame["run"]:
+        dest = configs / run
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(runs / "spare" / run / "config.json", dest / "config.json")
+        report = json.loads((runs / "spare" / run / "report.json").read_text())
+        (dest / "timesteps.json").write_text(json.dumps(report["timesteps"], indent=2))
+        if (runs / "spare" / run / "saliency.png").exists():
+            shutil.copy(runs / "spare" / run / "saliency.png", dest / "saliency.png")
+    print(frame[cols].to_string(index=False))
+    print(f"wrote {out}/spare_vs_base.md, timesteps.md, configs/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
