@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv benchmark test test-slow lint preview data classifiers base-model clean
+.PHONY: help venv benchmark test test-slow lint preview data classifiers base-model spare-results clean
 
 help:
 	@echo "make benchmark   run the benchmark on the embedded canvas-mini world"
@@ -51,6 +51,15 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The SPARE figures of results/spare: one style and one object target (chosen before any
+# result was seen), default concept-aware timesteps and uniform timesteps at the same budget.
+spare-results: $(STAMP)
+	$(BIN)/spare unlearn --target style:Ink_Outline
+	$(BIN)/spare unlearn --target object:Star
+	$(BIN)/spare unlearn --target style:Ink_Outline --tag uniform-timesteps timesteps.mode=uniform
+	$(BIN)/spare unlearn --target object:Star --tag uniform-timesteps timesteps.mode=uniform
+	$(BIN)/python -m benchmarks.spare_report
 
 lint: $(STAMP)
 	$(BIN)/ruff check spare evaluators benchmarks tests
