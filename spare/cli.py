@@ -35,6 +35,11 @@ def _add_benchmark_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="UnlearnCanvas folder, parquet shards, saved dataset or hub id")
 
 
+def _add_config_args(parser: argparse.ArgumentParser, config_name: str, example: str) -> None:
+    parser.add_argument("--config", default=None, help=f"YAML file with {config_name} fields")
+    parser.add_argument("overrides", nargs="*", help=f"key=value overrides, e.g. {example}")
+
+
 def cmd_concepts(args: argparse.Namespace) -> int:
     catalogue = get_catalogue(args.benchmark)
     counts = f"{len(catalogue.styles)} benchmark styles + {catalogue.photo}, {len(catalogue.objects)} objects"
@@ -287,8 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_export)
 
     p = sub.add_parser("classifiers", help="train the style and object classifiers (make classifiers)")
-    p.add_argument("--config", default=None, help="YAML file with ClassifiersConfig fields")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. style.epochs=2")
+    _add_config_args(p, "ClassifiersConfig", "style.epochs=2")
     p.set_defaults(func=cmd_classifiers)
 
     p = sub.add_parser("evaluate", help="score a folder <Style>/<Object>/<seed>.png and write metrics.json")
@@ -301,8 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("base-model", help="train (or resume) the canvas-mini base text-to-image model")
-    p.add_argument("--config", default=None, help="YAML file with BaseTrainConfig fields")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=2000 model.layers_per_block=2")
+    _add_config_args(p, "BaseTrainConfig", "steps=2000 model.layers_per_block=2")
     p.set_defaults(func=cmd_base_model)
 
     p = sub.add_parser("unlearn", help="unlearn one target with one method, then evaluate it")
