@@ -79,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmark", default="mini")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(UNLEARNCANVAS_SEEDS))
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--guidance", type=float, default=SamplingConfig.guidance)
+    parser.add_argument("--sampler", default=SamplingConfig.sampler, help="ddim or dpm")
     parser.add_argument("--work-dir", default="runs/mini/base/answers")
     parser.add_argument("--results-dir", default="results/base_model")
     args = parser.parse_args(argv)
-    sampling = SamplingConfig(seeds=tuple(args.seeds), steps=args.steps, guidance=args.guidance)
+    sampling = SamplingConfig(seeds=tuple(args.seeds), steps=args.steps, guidance=args.guidance, sampler=args.sampler)
     result = run(args.model, args.classifiers, args.benchmark, sampling, args.work_dir, args.results_dir)
     m = {k: v["value"] for k, v in result["metrics"].items()}
     print(

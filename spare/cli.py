@@ -234,7 +234,9 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     classifiers = args.classifiers or (str(MINI_CLASSIFIERS) if is_mini else None)
     if model is None or classifiers is None:
         raise UserError(f"benchmark {catalogue.name!r} needs --model DIR and --classifiers DIR")
-    sampling = SamplingConfig(seeds=tuple(args.seeds), steps=args.sample_steps, guidance=args.guidance)
+    sampling = SamplingConfig(
+        seeds=tuple(args.seeds), steps=args.sample_steps, guidance=args.guidance, sampler=args.sampler
+    )
     settings = RunSettings(
         args.benchmark, model, classifiers, args.data, args.surrogate, args.inception, sampling, tag=args.tag
     )
@@ -318,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception", default=None, help="local Inception-v3 weights for FID")
     p.add_argument("--seeds", type=int, nargs="+", default=[188, 288, 588, 688, 888])
     p.add_argument("--sample-steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--guidance", type=float, default=9.0)
+    p.add_argument("--sampler", default="dpm", help="ddim or dpm")
     p.add_argument("--no-eval", action="store_true", help="only unlearn and save the edit")
     p.add_argument("--tag", default="", help="name of this variant; its run folder is <kind>-<Name>@<tag>")
     p.add_argument("overrides", nargs="*", help="method config overrides, e.g. optim.steps=200 q=0.25")

@@ -103,7 +103,7 @@ def test_answer_images_do_not_depend_on_batch_size_or_order(tmp_path):
 
     for pa, pb in zip(a["path"], b["path"], strict=True):
         assert np.array_equal(np.asarray(Image.open(pa)), np.asarray(Image.open(pb))), pa
-    one = pipe.sample([a["prompt"][7]], [int(a["seed"][7])], steps=4)[0]
+    one = pipe.sample([a["prompt"][7]], [int(a["seed"][7])], steps=4, guidance=cfg.guidance, sampler=cfg.sampler)[0]
     assert np.array_equal(one, np.asarray(Image.open(a["path"][7])))
 
 
