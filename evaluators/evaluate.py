@@ -18,9 +18,8 @@ from evaluators.accuracy import Metric, base_metrics, object_accuracy, pair_accu
 from evaluators.classifiers import Classifier
 from evaluators.fid import FeatureExtractor, protocol_fid
 from spare.concepts import Catalogue, Concept
+from spare.data.schema import IMAGE_SUFFIXES
 from spare.errors import UserError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def read_answer_folder(root: str | Path, catalogue: Catalogue) -> pd.DataFrame:

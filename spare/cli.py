@@ -157,9 +157,9 @@ def cmd_classifiers(args: argparse.Namespace) -> int:
     cfg = load_config(ClassifiersConfig, args.config, args.overrides)
     start = time.perf_counter()
     reports = train_benchmark_classifiers(cfg)
-    for kind, r in reports.items():
-        import pandas as pd
+    import pandas as pd
 
+    for kind, r in reports.items():
         print(f"\n{kind} confusion matrix (rows: true, columns: predicted), held-out images:")
         short = [c[:6] for c in r["classes"]]
         print(pd.DataFrame(r["confusion"], index=r["classes"], columns=short).to_string())

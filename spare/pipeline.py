@@ -98,6 +98,14 @@ class T2IPipeline:
         latents = self.vae.encode(images.to(self.vae.dtype)).latent_dist.sample()
         return latents * self.vae.config.scaling_factor
 
+    @torch.no_grad()
+    def encode_pil(self, images: Sequence) -> torch.Tensor:
+        """PIL images (any size) to x0 on the model's device: resized, scaled to [-1, 1], encoded."""
+        size = self.image_size
+        arr = np.stack([np.asarray(im.convert("RGB").resize((size, size))) for im in images])
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return self.encode_images(x.to(self.device))
+
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         """Denoised samples to images in [-1, 1]."""
         if self.vae is None:

@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,11 +64,6 @@ class BaseTrainConfig:
     work_dir: str = "runs/base-model"
 
 
-def _images_to_tensor(images: list) -> torch.Tensor:
-    arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2) / 127.5 - 1.0
-
-
 def _latest_checkpoint(work_dir: Path) -> Path | None:
     found = sorted((work_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
     return found[-1] if found else None
@@ -109,7 +105,7 @@ def train_base_model(cfg: BaseTrainConfig) -> Path:
         idx = torch.randint(len(dataset), (cfg.batch_size,), generator=gen)
         idx = idx[accelerator.process_index * per_process : (accelerator.process_index + 1) * per_process]
         batch = dataset[idx.tolist()]
-        x0 = pipe.encode_images(_images_to_tensor(batch["image"])).to(accelerator.device)
+        x0 = pipe.encode_pil(batch["image"]).to(accelerator.device)
         drop = torch.rand(len(idx), generator=gen) < cfg.cond_dropout
         prompts = ["" if d else p for d, p in zip(drop.tolist(), batch["prompt"], strict=True)]
         t = torch.randint(pipe.scheduler.config.num_train_timesteps, (len(idx),), generator=gen)
@@ -170,22 +166,17 @@ def _write_log(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+@contextmanager
 def _with_ema(pipe: T2IPipeline, ema: EMAModel, params: list[torch.nn.Parameter]):
-    """Context: the pipeline temporarily carries the EMA weights."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def swap():
-        ema.store(params)
-        ema.copy_to(params)
-        pipe.unet.eval(), pipe.text_encoder.eval()
-        try:
-            yield pipe
-        finally:
-            ema.restore(params)
-            pipe.unet.train(), pipe.text_encoder.train()
-
-    return swap()
+    """The pipeline temporarily carries the EMA weights (in eval mode)."""
+    ema.store(params)
+    ema.copy_to(params)
+    pipe.unet.eval(), pipe.text_encoder.eval()
+    try:
+        yield pipe
+    finally:
+        ema.restore(params)
+        pipe.unet.train(), pipe.text_encoder.train()
 
 
 def _sample_grid(pipe, ema, params, catalogue, path: Path) -> None:

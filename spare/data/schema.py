@@ -10,6 +10,7 @@ import datasets
 # image: RGB picture; style / object: canonical catalogue names; prompt: the benchmark
 # template filled in; index: the image's number inside its (style, object) pair.
 COLUMNS = ("image", "style", "object", "prompt", "index")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # image files the folder readers accept
 
 FEATURES = datasets.Features(
     {

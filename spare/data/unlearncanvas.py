@@ -21,12 +21,11 @@ from pathlib import Path
 import datasets
 
 from spare.concepts import UNLEARNCANVAS, Catalogue, UnknownConceptError
-from spare.data.schema import COLUMNS, FEATURES, rows_to_dataset
+from spare.data.schema import COLUMNS, FEATURES, IMAGE_SUFFIXES, rows_to_dataset
 from spare.errors import UserError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 TEXT_COLUMNS = ("text", "prompt", "caption")
 IMAGE_COLUMNS = ("image", "img", "jpg", "png")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 
@@ -20,12 +19,8 @@ class ImageBatches:
         return len(self.dataset)
 
     def images(self, idx: list[int]) -> torch.Tensor:
-        """Images in [-1, 1] at the model's resolution, mapped to the space the UNet denoises."""
-        size = self.pipe.image_size
-        arr = np.stack([np.asarray(im.convert("RGB").resize((size, size))) for im in self.dataset[idx]["image"]])
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        with torch.no_grad():
-            return self.pipe.encode_images(x.to(self.pipe.device))
+        """The images at ``idx`` in the space the UNet denoises."""
+        return self.pipe.encode_pil(self.dataset[idx]["image"])
 
     def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, list[str], list[str] | None]:
         idx = torch.randint(len(self.dataset), (n,), generator=gen).tolist()
