@@ -60,6 +60,10 @@ class ClassifierConfig:
     weight_decay: float = 0.05
     noise_std: float = 0.06  # max std of added Gaussian noise, images in [0, 1]
     blur_prob: float = 0.3
+    # Global tone shifts (brightness, contrast, saturation, per-channel tint) of up to this
+    # strength: generated images drift in overall tone while keeping their texture, so the
+    # heads must read a style from its texture and palette relations, not its exact tone.
+    tone_jitter: float = 0.5
     seed: int = 0
 
 
@@ -76,8 +80,26 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
     return (x - 0.5) / 0.5
 
 
+def _tone_jitter(x: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
+    """Random global tone shift per image: contrast towards the mean, saturation, brightness, tint."""
+    if strength <= 0:
+        return x
+
+    def u(*shape: int) -> torch.Tensor:  # uniform in [-1, 1]
+        return torch.rand(*shape, generator=gen) * 2 - 1
+
+    b = x.shape[0]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = mean + (x - mean) * (1 + strength * u(b, 1, 1, 1))
+    grey = x.mean(dim=1, keepdim=True)
+    x = grey + (x - grey) * (1 + strength * u(b, 1, 1, 1))
+    x = x + 0.4 * strength * u(b, 1, 1, 1) + 0.2 * strength * u(b, 3, 1, 1)
+    return x.clamp(0, 1)
+
+
 def _augment(x: torch.Tensor, cfg: ClassifierConfig, gen: torch.Generator) -> torch.Tensor:
-    """Make renders look more like samples: blur some, add noise, jitter contrast slightly."""
+    """Make renders look more like samples: blur some, add noise, shift the tone."""
+    x = _tone_jitter(x, cfg.tone_jitter, gen)
     b = x.shape[0]
     blur = torch.rand(b, generator=gen) < cfg.blur_prob
     if blur.any():

@@ -79,3 +79,23 @@ def test_evaluate_command_on_rendered_images(tmp_path, capsys):
     assert metrics["UA"]["value"] <= 5  # nothing was unlearned: the renders are still read as Chalkboard
     assert main(["evaluate", "--images", str(tmp_path / "none"), "--classifiers", str(MODELS)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _tone_shift(img: np.ndarray, gain: float, pull: float) -> np.ndarray:
+    """A global tone drift like the base model's: darker, and pulled towards the image mean."""
+    x = img.astype(np.float64) / 255 * gain
+    x = x.mean() + (x - x.mean()) * pull
+    return (x.clip(0, 1) * 255).round().astype(np.uint8)
+
+
+def test_style_head_reads_texture_under_global_tone_drift(classifiers):
+    """Generated images keep a style's texture while their overall tone drifts (a cream page
+    turns grey): the style head must still name the style, not fall back to the nearest tone."""
+    style_clf, _ = classifiers
+    pairs = [(s, o) for s in CANVAS_MINI.style_classes for o in CANVAS_MINI.objects]
+    clean = [render(s, o, image_seed(s, o, 0, "test")) for s, o in pairs]
+    for gain, pull in [(0.8, 0.8), (1.0, 0.7)]:
+        shifted = [_tone_shift(img, gain, pull) for img in clean]
+        assert not np.array_equal(shifted[0], clean[0])
+        hits = np.mean([p == s for p, (s, _) in zip(style_clf.predict(shifted), pairs, strict=True)])
+        assert hits >= 0.9, (gain, pull, hits)
