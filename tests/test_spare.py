@@ -187,10 +187,23 @@ def test_timestep_samplers(pipe, data):
     in_first = ((t >= 100) & (t < 200)).float().mean()
     assert abs(float(in_first) - 0.75) < 0.03
     forget = ImageBatches(pipe, data.forget, "prompt", "surrogate_prompt")
-    gap = build_sampler(TimestepConfig(mode="gap", grid=10, profile_batch=4), pipe, forget, seed=0)
+    gap = build_sampler(TimestepConfig(mode="gap", grid=10, profile_batch=4, focus=1.0), pipe, forget, seed=0)
     lo, hi = gap.profile["band"]
     assert 0 <= lo < hi <= 1000 and len(gap.profile["gap"]) == 10
     assert gap.support()[0] >= lo and gap.support()[1] < hi
+    half = build_sampler(TimestepConfig(mode="gap", grid=10, profile_batch=4, focus=0.5), pipe, forget, seed=0)
+    assert half.support() == (0, 999)  # uniform coverage under the band
+    t = half.sample(20000, gen)
+    in_band = float(((t >= lo) & (t < hi)).double().mean())
+    assert abs(in_band - (0.5 + 0.5 * (hi - lo) / 1000)) < 0.02
+    # x0 units: the noise-unit gap times (1 - abar_t) / abar_t at each profiled t, by hand
+    abar = [float(pipe.scheduler.alphas_cumprod[t]) for t in gap.profile["t"]]
+    by_hand = [e * (1 - a) / a for e, a in zip(gap.profile["eps_gap"], abar, strict=True)]
+    assert np.allclose(gap.profile["gap"], by_hand, rtol=1e-9) and gap.profile["units"] == "x0"
+    eps = build_sampler(TimestepConfig(mode="gap", units="eps", grid=10, profile_batch=4), pipe, forget, seed=0)
+    assert np.allclose(eps.profile["gap"], gap.profile["eps_gap"])
+    with pytest.raises(UserError, match="valid units: x0, eps"):
+        build_sampler(TimestepConfig(mode="gap", units="v"), pipe, forget, seed=0)
     with pytest.raises(UserError, match="inside"):
         build_sampler(TimestepConfig(mode="band", band_lo=500, band_hi=2000), pipe, forget, seed=0)
 
