@@ -14,9 +14,12 @@ sampler (:mod:`spare.methods.timesteps`); retain timesteps are uniform, since th
 retained concepts must survive at every noise level.
 
 Defaults are the authors' examples (rank 4, alpha 4, w_f 0.3, w_r 1.0, q 0.5, cosine
-schedule, clipping 1.0) except the learning rate: the authors use 1e-4 on Stable
-Diffusion; on canvas-mini 1e-3 was chosen on the validation target style:Pop_Halftone
-(never a reported target). ``steps`` and batch sizes are ours.
+schedule, clipping 1.0) except the learning rate and the step count: the authors use 1e-4
+on Stable Diffusion; on canvas-mini lr 3e-3 and 400 steps were chosen on the validation
+target style:Pop_Halftone with validation seeds 1000, 1001 (never a reported target or an
+answer-set seed): lr 1e-3 / 200 steps reached UA 0% (gap sampling) and 5% (uniform),
+lr 3e-3 / 400 steps 95% and 90%, with IRA and CRA within 2 points of the base model.
+Batch sizes are ours.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class SPAREConfig:
     retain_batch: int = 16
     saliency_batches: int = 8
     saliency_batch_size: int = 16
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=200, lr=1e-3))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=400, lr=3e-3))
     timesteps: TimestepConfig = field(default_factory=TimestepConfig)
     seed: int = 0
 
