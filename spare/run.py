@@ -28,7 +28,7 @@ from spare.config import to_dict
 from spare.data import load_benchmark_data, load_fid_real_images, split_for_target
 from spare.io import config_hash, write_json
 from spare.methods import get_method
-from spare.methods.adapters import AdapterEdit
+from spare.methods.edits import edit_size_bytes, load_edit
 from spare.pipeline import T2IPipeline
 from spare.provenance import provenance
 
@@ -78,7 +78,7 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
 
     edit_dir, report_path = out / "edit", out / "report.json"
     if report_path.exists() and json.loads(report_path.read_text()).get("config_key") == key and edit_dir.is_dir():
-        edit, report = AdapterEdit.load(edit_dir), json.loads(report_path.read_text())
+        edit, report = load_edit(edit_dir), json.loads(report_path.read_text())
     else:
         data = split_for_target(
             load_benchmark_data(settings.benchmark, settings.data),
@@ -98,7 +98,7 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
             time_s=cost.wall_time_s,
             memory_gb=cost.peak_memory_gb,
             memory_kind=cost.memory_kind,
-            storage_bytes=AdapterEdit.size_bytes(edit_dir),
+            storage_bytes=edit_size_bytes(edit_dir),
         )
         write_json(report_path, report)
     if not evaluate:

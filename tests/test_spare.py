@@ -11,6 +11,7 @@ from spare.errors import UserError
 from spare.methods import get_method, method_names
 from spare.methods.adapters import AdapterEdit, adapters_disabled, lora_modules
 from spare.methods.batches import ImageBatches
+from spare.methods.edits import edit_size_bytes
 from spare.methods.saliency import compute_saliency, top_modules, weight_masks
 from spare.methods.timesteps import TimestepConfig, TimestepSampler, build_sampler, smallest_band
 from spare.pipeline import TinyModelConfig, build_tiny_pipeline
@@ -133,9 +134,7 @@ def test_edit_round_trips_through_save_and_load(pipe, tmp_path):
     assert torch.equal(_probe(pipe), expected)
     loaded.remove(pipe.unet)
     mask_bits = sum(m.numel() for m in masks.values())
-    assert (
-        AdapterEdit.size_bytes(tmp_path / "edit") < 4 * edit.num_parameters + mask_bits / 8 + 4096
-    )  # bit-packed masks
+    assert edit_size_bytes(tmp_path / "edit") < 4 * edit.num_parameters + mask_bits / 8 + 4096  # bit-packed masks
     (tmp_path / "edit" / "adapter.safetensors").write_bytes(b"junk")
     with pytest.raises(UserError, match="corrupt"):
         AdapterEdit.load(tmp_path / "edit")

@@ -38,7 +38,9 @@ def register_method(name: str, config_cls: type, summary: str = ""):
 
 
 def _load_builtin() -> None:
-    import spare.methods.spare_method  # noqa: F401  (registers "spare")
+    import spare.baselines.esd  # noqa: F401, I001
+    import spare.baselines.uce  # noqa: F401
+    import spare.methods.spare_method  # noqa: F401  (each module registers its method)
 
 
 def method_names() -> tuple[str, ...]:

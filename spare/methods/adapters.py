@@ -156,6 +156,7 @@ class AdapterEdit:
         for name, mask in self.masks.items():
             tensors[f"mask::{name}"] = torch.from_numpy(np.packbits(mask.cpu().numpy().ravel()))
         meta = {
+            "kind": "adapter",
             "method": self.method,
             "rank": self.rank,
             "alpha": self.alpha,
@@ -185,8 +186,3 @@ class AdapterEdit:
             bits = np.unpackbits(tensors[f"mask::{name}"].numpy())[: int(np.prod(shape))]
             masks[name] = torch.from_numpy(bits.astype(bool)).view(*shape)
         return cls(meta["method"], meta["rank"], meta["alpha"], meta["target_modules"], state, masks, meta["meta"])
-
-    @staticmethod
-    def size_bytes(path: str | Path) -> int:
-        """Bytes on disk of a saved edit: what the method has to keep."""
-        return sum(f.stat().st_size for f in Path(path).iterdir() if f.is_file())
