@@ -28,6 +28,12 @@ MICRO = {
     ],
     "esd": ["optim.steps=20", "batch_size=2", "sample_steps=4", "optim.lr=1e-3"],
     "uce": [],
+    "ca": ["optim.steps=20", "optim.lr=1e-3"],
+    "salun": ["optim.steps=20", "optim.lr=1e-3", "saliency_batches=1", "saliency_batch_size=4"],
+    "ediff": ["optim.steps=10", "optim.lr=1e-3", "alpha=1.0"],
+    "fmn": ["optim.steps=20", "optim.lr=1e-3"],
+    "spm": ["optim.steps=20", "optim.lr=1e-2", "sample_steps=4", "la_strength=10"],
+    "shs": ["optim.steps=10", "optim.lr=1e-3", "alpha=1.0", "snip_batches=1", "snip_batch_size=4"],
 }
 
 

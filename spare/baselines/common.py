@@ -60,3 +60,94 @@ def partial_sample(
         e_u, e_c = eps(unet, x, tt, emb_u), eps(unet, x, tt, emb_c)
         x = sched.step(e_u + guidance * (e_c - e_u), t, x).prev_sample
     return x, int(sched.timesteps[stop])
+
+
+def start_training(pipe, names: list[str]) -> tuple[dict[str, torch.Tensor], list[torch.nn.Parameter]]:
+    """Snapshot ``names`` and make exactly them trainable."""
+    original = snapshot(pipe.unet, names)
+    params = dict(pipe.unet.named_parameters())
+    pipe.unet.requires_grad_(False)
+    return original, [params[n].requires_grad_(True) for n in names]
+
+
+def finish(pipe, method: str, names: list[str], original: dict, data) -> tuple:
+    """Freeze the UNet, move the trained values into a WeightEdit (restoring the UNet) and
+    start the method's report."""
+    from spare.methods.edits import WeightEdit
+
+    pipe.unet.requires_grad_(False)
+    edit = WeightEdit.capture(method, pipe.unet, names, original)
+    edit.meta["target"] = str(data.target)
+    n_unet = sum(p.numel() for p in pipe.unet.parameters())
+    return edit, {"trainable_params": edit.num_parameters, "trainable_share": edit.num_parameters / n_unet}
+
+
+class AnchorBatches:
+    """Images of the anchor (surrogate) concept, each with the target prompt it stands in for."""
+
+    def __init__(self, pipe, dataset, target_prompts: list[str], anchor_prompts: list[str]) -> None:
+        self.pipe, self.dataset = pipe, dataset
+        self.target_prompts, self.anchor_prompts = target_prompts, anchor_prompts
+
+    def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, list[str], list[str]]:
+        idx = torch.randint(len(self.dataset), (n,), generator=gen).tolist()
+        x0 = self.pipe.encode_pil(self.dataset[idx]["image"])
+        return x0, [self.target_prompts[i] for i in idx], [self.anchor_prompts[i] for i in idx]
+
+
+def anchor_batches(pipe, data) -> AnchorBatches:
+    """Retained images whose prompt is a surrogate prompt of the forget set (photo images of
+    the same objects for a style target; the surrogate object for an object target)."""
+    to_target = dict(zip(data.forget["surrogate_prompt"], data.forget["prompt"], strict=True))
+    prompts = data.retain["prompt"]
+    keep = [i for i, p in enumerate(prompts) if p in to_target]
+    if not keep:
+        raise UserError(f"no images of the surrogate {data.surrogate} among the retained data")
+    anchors = data.retain.select(keep)
+    anchor_prompts = [prompts[i] for i in keep]
+    return AnchorBatches(pipe, anchors, [to_target[p] for p in anchor_prompts], anchor_prompts)
+
+
+def forget_towards_pseudo(pipe, forget, n: int, gen, T: int) -> torch.Tensor:
+    """SalUn / EraseDiff / Scissorhands forgetting term: on forget images, the target prompt's
+    prediction is pulled to the (detached) prediction for the pseudo prompt (our surrogate)."""
+    x0, prompts, pseudo = forget.sample(n, gen)
+    t = torch.randint(T, (len(x0),), generator=gen)
+    x_t = pipe.add_noise(x0, torch.randn(x0.shape, generator=gen), t)
+    with torch.no_grad():
+        emb_f, emb_p = pipe.encode_prompts(prompts), pipe.encode_prompts(pseudo)
+        target = pipe.predict_noise(x_t, t, emb_p)
+    return torch.nn.functional.mse_loss(pipe.predict_noise(x_t, t, emb_f), target)
+
+
+def retain_denoising(pipe, retain, n: int, gen, T: int) -> torch.Tensor:
+    """The plain denoising loss on retained images and prompts."""
+    x0, prompts, _ = retain.sample(n, gen)
+    t = torch.randint(T, (len(x0),), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen)
+    with torch.no_grad():
+        emb = pipe.encode_prompts(prompts)
+    return torch.nn.functional.mse_loss(pipe.predict_noise(pipe.add_noise(x0, noise, t), t, emb), noise)
+
+
+def erasediff_loss(pipe, params, forget, retain, n: int, gen, T: int, inner_steps: int, inner_lr: float, alpha):
+    """EraseDiff's bi-level objective with a first-order hypergradient:
+    L_r(theta) + alpha (L_f(theta) - L_f(phi_K)), phi_K = K SGD steps on L_f from theta;
+    the gradient of L_f(phi_K) is taken at phi_K (as in first-order meta-learning)."""
+    saved = [p.detach().clone() for p in params]
+    for _ in range(inner_steps):
+        grads = torch.autograd.grad(forget_towards_pseudo(pipe, forget, n, gen, T), params)
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                p -= inner_lr * g
+    l_phi = forget_towards_pseudo(pipe, forget, n, gen, T)
+    g_phi = torch.autograd.grad(l_phi, params)
+    with torch.no_grad():
+        for p, s in zip(params, saved, strict=True):
+            p.copy_(s)
+    l_f = forget_towards_pseudo(pipe, forget, n, gen, T)
+    l_r = retain_denoising(pipe, retain, n, gen, T)
+    # sum <g_phi, theta> is a constant-gradient term: its gradient is g_phi, subtracted below
+    linear = sum((g.detach() * p).sum() for g, p in zip(g_phi, params, strict=True))
+    loss = l_r + alpha * (l_f - linear)
+    return loss, {"forget": l_f.detach(), "retain": l_r.detach(), "forget_inner": l_phi.detach()}

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from spare.baselines import scaled_lr, scaled_steps
-from spare.baselines.common import eps, frozen_copy, partial_sample, scoped_parameters, snapshot
+from spare.baselines.common import eps, finish, frozen_copy, partial_sample, scoped_parameters, start_training
 from spare.data import TargetData
 from spare.methods import register_method
 from spare.methods.edits import WeightEdit
@@ -45,11 +45,8 @@ def unlearn(pipe, data: TargetData, cfg: ESDConfig) -> tuple[WeightEdit, dict]:
     if cfg.variant not in ("x", "u"):
         raise ValueError(f"ESD variant must be 'x' or 'u', got {cfg.variant!r}")
     names = scoped_parameters(pipe.unet, "xattn" if cfg.variant == "x" else "non_xattn")
-    original = snapshot(pipe.unet, names)
     teacher = frozen_copy(pipe.unet)
-    params = dict(pipe.unet.named_parameters())
-    pipe.unet.requires_grad_(False)
-    trainable = [params[n].requires_grad_(True) for n in names]
+    original, trainable = start_training(pipe, names)
     prompts = sorted(set(data.forget["prompt"]))
     with torch.no_grad():
         emb_empty = pipe.encode_prompts([""])
@@ -71,9 +68,7 @@ def unlearn(pipe, data: TargetData, cfg: ESDConfig) -> tuple[WeightEdit, dict]:
     try:
         log = optimise(trainable, loss_fn, cfg.optim, cfg.seed, desc=f"esd-{cfg.variant} {data.target}")
     finally:
-        pipe.unet.requires_grad_(False)
-        edit = WeightEdit.capture("esd", pipe.unet, names, original)
-    n_unet = sum(p.numel() for p in pipe.unet.parameters())
-    report = {"log": log, "trainable_params": edit.num_parameters, "trainable_share": edit.num_parameters / n_unet}
-    edit.meta.update(target=str(data.target), variant=cfg.variant)
+        edit, report = finish(pipe, "esd", names, original, data)
+    edit.meta["variant"] = cfg.variant
+    report["log"] = log
     return edit, report

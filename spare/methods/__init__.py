@@ -38,7 +38,13 @@ def register_method(name: str, config_cls: type, summary: str = ""):
 
 
 def _load_builtin() -> None:
-    import spare.baselines.esd  # noqa: F401, I001
+    import spare.baselines.ca  # noqa: F401, I001
+    import spare.baselines.ediff  # noqa: F401
+    import spare.baselines.esd  # noqa: F401
+    import spare.baselines.salun  # noqa: F401
+    import spare.baselines.fmn  # noqa: F401
+    import spare.baselines.shs  # noqa: F401
+    import spare.baselines.spm  # noqa: F401
     import spare.baselines.uce  # noqa: F401
     import spare.methods.spare_method  # noqa: F401  (each module registers its method)
 
