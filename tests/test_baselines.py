@@ -1,5 +1,7 @@
-"""Every registered method on a tiny random pipeline: it changes the target more than a
+"""Every registered method on the canvas-mini base model: a micro run changes the target more than a
 retained concept, and its edit round-trips through save / load and removes exactly."""
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,10 +13,11 @@ from spare.data.canvas_mini import CANVAS_MINI, canvas_mini_dataset
 from spare.errors import UserError
 from spare.methods import get_method, method_names
 from spare.methods.edits import WeightEdit, edit_size_bytes, load_edit
-from spare.pipeline import TinyModelConfig, build_tiny_pipeline
+from spare.pipeline import T2IPipeline, TinyModelConfig, build_tiny_pipeline
 
 TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
 TARGET, KEPT = "Chalkboard", "Pop_Halftone"
+BASE = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-base"
 
 # the smallest budgets that still train: the point is the direction of the change, not its size
 MICRO = {
@@ -29,11 +32,11 @@ MICRO = {
     "esd": ["optim.steps=20", "batch_size=2", "sample_steps=4", "optim.lr=1e-3"],
     "uce": [],
     "ca": ["optim.steps=20", "optim.lr=1e-3"],
-    "salun": ["optim.steps=20", "optim.lr=1e-3", "saliency_batches=1", "saliency_batch_size=4"],
+    "salun": ["optim.steps=20", "saliency_batches=1", "saliency_batch_size=4"],
     "ediff": ["optim.steps=10", "optim.lr=1e-3", "alpha=1.0"],
     "fmn": ["optim.steps=20", "optim.lr=1e-3"],
     "spm": ["optim.steps=20", "optim.lr=1e-2", "sample_steps=4", "la_strength=10"],
-    "shs": ["optim.steps=10", "optim.lr=1e-3", "alpha=1.0", "snip_batches=1", "snip_batch_size=4"],
+    "shs": ["optim.steps=30", "optim.lr=1e-3", "alpha=1.0", "snip_batches=1", "snip_batch_size=4"],
 }
 
 
@@ -44,12 +47,19 @@ def data():
 
 @pytest.fixture
 def pipe():
+    """The committed canvas-mini base model: targeted forgetting needs a model that knows
+    its concepts (on random weights, any retain-denoising term moves every prompt alike)."""
+    if not (BASE / "unet").is_dir():
+        pytest.skip("models/canvas-mini-base is not committed: run `make base-model`")
+    p = T2IPipeline.from_pretrained(BASE)
+    p.unet.requires_grad_(False)
+    return p
+
+
+@pytest.fixture
+def tiny():
     p = build_tiny_pipeline(CANVAS_MINI, TINY, seed=0)
     p.unet.requires_grad_(False)
-    with torch.no_grad():  # at random init the text barely reaches the output; make prompts matter
-        for name, param in p.unet.named_parameters():
-            if ".attn2.to_v." in name or ".attn2.to_out.0.weight" in name:
-                param.mul_(4.0)
     return p
 
 
@@ -94,7 +104,8 @@ def test_micro_run_is_targeted_and_its_edit_round_trips(method, pipe, data, tmp_
     assert torch.equal(_outputs(pipe, TARGET), before_t)  # removed exactly
 
 
-def test_weight_edit_errors(pipe, tmp_path):
+def test_weight_edit_errors(tiny, tmp_path):
+    pipe = tiny
     names = scoped_parameters(pipe.unet, "xattn_kv")
     assert names and all(".attn2.to_" in n for n in names)
     edit = WeightEdit("test", {names[0]: torch.zeros(3, 3)})
