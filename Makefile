@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv benchmark test test-slow lint preview data classifiers base-model spare-results clean
+.PHONY: help venv benchmark test test-slow lint preview data classifiers base-model spare-results baseline-runs clean
 
 help:
 	@echo "make benchmark   run the benchmark on the embedded canvas-mini world"
@@ -60,6 +60,12 @@ spare-results: $(STAMP)
 	$(BIN)/spare unlearn --target style:Ink_Outline --tag uniform-timesteps timesteps.mode=uniform
 	$(BIN)/spare unlearn --target object:Star --tag uniform-timesteps timesteps.mode=uniform
 	$(BIN)/python -m benchmarks.spare_report
+
+# Every baseline on the reported SPARE targets, at the shared budget rule (resumes: finished runs are skipped).
+BASELINES ?= esd ca salun uce fmn ediff shs spm
+baseline-runs: $(STAMP)
+	for m in $(BASELINES); do for t in style:Ink_Outline object:Star; do \
+		$(BIN)/spare unlearn --method $$m --target $$t || exit 1; done; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check spare evaluators benchmarks tests

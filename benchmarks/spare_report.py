@@ -2,10 +2,12 @@
 
     python -m benchmarks.spare_report [--runs runs/mini] [--out results/spare]
 
-Writes ``spare_vs_base.md`` / ``.csv`` (every SPARE run folder: UA, IRA, CRA, FID(cls),
-time, trainable share, edit bytes, and the base model's numbers for the same target),
-``timesteps.md`` (UA per target for each timestep mode at the same step budget) and copies
-every run's ``config.json`` and ``report.json`` timestep profile into ``configs/``.
+Writes ``spare_vs_base.md`` / ``.csv`` (the SPARE runs of the reported targets: UA, IRA,
+CRA, FID(cls), time, trainable share, edit bytes, and the base model's numbers for the
+same target and seeds), ``timesteps.md`` (UA per reported target for each timestep mode
+at the same step budget), ``validation.md`` (every run on other targets: the tuning runs,
+kept in view so that what was tried is on record) and copies every run's ``config.json``
+and ``report.json`` timestep profile into ``configs/``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 from spare.io import atomic_path
 
 METRICS = ("UA", "IRA", "CRA", "FID(cls)")
+REPORTED = ("style:Ink_Outline", "object:Star")  # the targets of `make spare-results`; tuning never used them
 
 
 def collect(runs: Path) -> pd.DataFrame:
@@ -31,9 +34,16 @@ def collect(runs: Path) -> pd.DataFrame:
         base_file = runs / "base" / target.replace(":", "-") / "metrics.json"
         base = json.loads(base_file.read_text())["metrics"] if base_file.exists() else {}
         row = {"target": target, "variant": result.get("tag") or "default", "run": metrics_file.parent.name}
-        row["timesteps"] = config["method_config"]["timesteps"]["mode"]
+        ts = config["method_config"]["timesteps"]
+        row["timesteps"] = ts["mode"]
+        if ts["mode"] == "gap":  # configs written before these fields existed ran eps units, band only
+            row["timesteps"] += f" ({ts.get('units', 'eps')}, focus {ts.get('focus', 1.0)})"
         row["localization"] = config["method_config"]["localization"]
+        row["lr"] = f"{config['method_config']['optim']['lr']:g}"
         row["steps"] = config["method_config"]["optim"]["steps"]
+        row["seeds"] = " ".join(str(x) for x in config["settings"]["sampling"]["seeds"])
+        git = result.get("provenance", {}).get("git", "?")
+        row["commit"] = git[:12] + ("-dirty" if git.endswith("-dirty") else "")
         for m in METRICS:
             row[m] = result["metrics"][m]["value"]
             row[f"base {m}"] = base.get(m, {}).get("value")
@@ -62,12 +72,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no SPARE runs under {runs}/spare")
         return 1
     out.mkdir(parents=True, exist_ok=True)
-    cols = ["target", "variant", "localization", "timesteps", "steps"]
-    cols += [c for m in METRICS for c in (f"base {m}", m)] + ["time s", "trainable %", "edit bytes"]
+    cols = ["target", "variant", "localization", "timesteps", "lr", "steps", "seeds"]
+    cols += [c for m in METRICS for c in (f"base {m}", m)] + ["time s", "trainable %", "edit bytes", "commit"]
+    reported = frame["target"].isin(REPORTED)
     write_table(
-        frame[cols], out / "spare_vs_base", "SPARE on canvas-mini, beside the base model (from runs/*/metrics.json)"
+        frame.loc[reported, cols],
+        out / "spare_vs_base",
+        "SPARE on canvas-mini, beside the base model (from runs/*/metrics.json)",
     )
-    ts = frame[frame["localization"] == "module"].pivot_table(index="target", columns="timesteps", values="UA")
+    write_table(
+        frame.loc[~reported, cols],
+        out / "validation",
+        "Tuning runs on validation targets and seeds (never the reported targets or answer-set seeds)",
+    )
+    module = frame[reported & (frame["localization"] == "module")]
+    ts = module.pivot_table(index=["target", "lr", "steps"], columns="timesteps", values="UA")
     write_table(ts.reset_index(), out / "timesteps", "UA by timestep sampling at the same step budget")
     configs = out / "configs"
     for run in frame["run"]:
@@ -79,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if (runs / "spare" / run / "saliency.png").exists():
             shutil.copy(runs / "spare" / run / "saliency.png", dest / "saliency.png")
     print(frame[cols].to_string(index=False))
-    print(f"wrote {out}/spare_vs_base.md, timesteps.md, configs/")
+    print(f"wrote {out}/spare_vs_base.md, timesteps.md, validation.md, configs/")
     return 0
 
 
