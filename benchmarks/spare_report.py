@@ -54,11 +54,25 @@ def collect(runs: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def answer_grid_png(answers: Path, target: str, path: Path) -> None:
+    """The first seed's answer set of a run as a styles x objects grid (what the classifiers read)."""
+    from PIL import Image
+
+    from spare.viz import image_grid, save_png
+
+    styles = sorted(p.name for p in answers.iterdir() if p.is_dir())
+    objects = sorted(p.name for p in (answers / styles[0]).iterdir() if p.is_dir())
+    seed = min(int(f.stem) for f in (answers / styles[0] / objects[0]).glob("*.png"))
+    cells = [[Image.open(answers / s / o / f"{seed}.png") for o in objects] for s in styles]
+    save_png(image_grid(cells, styles, objects, title=f"SPARE, {target} forgotten, seed {seed}"), path)
+
+
 def write_table(frame: pd.DataFrame, path: Path, title: str) -> None:
     with atomic_path(path.with_suffix(".csv")) as tmp:
         frame.to_csv(tmp, index=False)
+    shown = frame.map(lambda v: f"{v:.2f}" if isinstance(v, float) else v)  # text columns (lr) stay as written
     with atomic_path(path.with_suffix(".md")) as tmp:
-        tmp.write_text(f"# {title}\n\n" + frame.to_markdown(index=False, floatfmt=".2f") + "\n")
+        tmp.write_text(f"# {title}\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         (dest / "timesteps.json").write_text(json.dumps(report["timesteps"], indent=2))
         if (runs / "spare" / run / "saliency.png").exists():
             shutil.copy(runs / "spare" / run / "saliency.png", dest / "saliency.png")
+    for row in frame[reported].itertuples():
+        answer_grid_png(runs / "spare" / row.run / "answers", row.target, out / f"answers_{row.run}.png")
     print(frame[cols].to_string(index=False))
     print(f"wrote {out}/spare_vs_base.md, timesteps.md, validation.md, configs/")
     return 0

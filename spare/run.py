@@ -68,6 +68,7 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
         "settings": to_dict(settings),
     }
     key = config_hash(config)
+    started = provenance()  # the code that ran, taken before it runs (the tree may change meanwhile)
     metrics_path = out / "metrics.json"
     if metrics_path.exists() and json.loads(metrics_path.read_text()).get("config_key") == key:
         log.info("%s %s: done already (%s)", method, concept, metrics_path)
@@ -125,7 +126,7 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
         memory_kind=report["memory_kind"],
         trainable_params=report.get("trainable_params"),
         trainable_share=report.get("trainable_share"),
-        provenance=provenance(),
+        provenance=started,
     )
     write_json(metrics_path, result)
     return result
