@@ -18,8 +18,12 @@ DEFAULT_PREVIEW = Path("results/canvas_mini/preview.png")
 
 # Stages of `spare benchmark` not built yet, with the issue that delivers each one.
 MISSING_STAGES = (
-    ("unlearn", "unlearn every target with every method", "SPARE, Baselines"),
-    ("target answer sets + evaluation", "generate and score each unlearned model's answer set", "SPARE"),
+    (
+        "sweep",
+        "unlearn, generate and score every target with every method, resumable and sharded "
+        "(one target at a time works today: `spare unlearn --method M --target T`)",
+        "The experiment runner",
+    ),
     ("tables", "summary tables, plots, W&B", "The experiment runner"),
 )
 # Committed models live in the project checkout; outputs (results/, runs/) go under the working directory.
