@@ -66,6 +66,7 @@ BASELINES ?= esd ca salun uce fmn ediff shs spm
 baseline-runs: $(STAMP)
 	for m in $(BASELINES); do for t in style:Ink_Outline object:Star; do \
 		$(BIN)/spare unlearn --method $$m --target $$t || exit 1; done; done
+	$(BIN)/python -m benchmarks.method_table
 
 lint: $(STAMP)
 	$(BIN)/ruff check spare evaluators benchmarks tests
