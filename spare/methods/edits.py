@@ -58,6 +58,8 @@ class WeightEdit:
 
     @torch.no_grad()
     def apply(self, unet: torch.nn.Module) -> WeightEdit:
+        if self._saved:
+            raise RuntimeError("this edit is applied already; remove it first")
         params = self._params(unet)
         self._saved = {n: params[n].detach().clone() for n in self.weights}
         for n, w in self.weights.items():
