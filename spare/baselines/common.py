@@ -151,3 +151,17 @@ def erasediff_loss(pipe, params, forget, retain, n: int, gen, T: int, inner_step
     linear = sum((g.detach() * p).sum() for g, p in zip(g_phi, params, strict=True))
     loss = l_r + alpha * (l_f - linear)
     return loss, {"forget": l_f.detach(), "retain": l_r.detach(), "forget_inner": l_phi.detach()}
+
+
+def erasediff_objective(pipe, params, forget, retain, cfg):
+    """The optimiser's loss function for EraseDiff's objective; ``cfg`` has ``batch_size``,
+    ``inner_steps``, ``alpha`` and ``optim.lr`` (EraseDiff and Scissorhands share it)."""
+    T = pipe.scheduler.config.num_train_timesteps
+
+    def loss_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        loss, terms = erasediff_loss(
+            pipe, params, forget, retain, cfg.batch_size, gen, T, cfg.inner_steps, cfg.optim.lr, cfg.alpha
+        )
+        return {"loss": loss, **terms}
+
+    return loss_fn

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
 from spare.baselines import scaled_lr, scaled_steps
-from spare.baselines.common import erasediff_loss, finish, scoped_parameters, start_training
+from spare.baselines.common import erasediff_objective, finish, scoped_parameters, start_training
 from spare.data import TargetData
 from spare.methods import register_method
 from spare.methods.batches import ImageBatches
@@ -42,13 +40,7 @@ def unlearn(pipe, data: TargetData, cfg: EDiffConfig) -> tuple[WeightEdit, dict]
     retain = ImageBatches(pipe, data.retain)
     names = scoped_parameters(pipe.unet, cfg.scope)
     original, trainable = start_training(pipe, names)
-    T = pipe.scheduler.config.num_train_timesteps
-
-    def loss_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        loss, terms = erasediff_loss(
-            pipe, trainable, forget, retain, cfg.batch_size, gen, T, cfg.inner_steps, cfg.optim.lr, cfg.alpha
-        )
-        return {"loss": loss, **terms}
+    loss_fn = erasediff_objective(pipe, trainable, forget, retain, cfg)
 
     try:
         log = optimise(trainable, loss_fn, cfg.optim, cfg.seed, desc=f"ediff {data.target}")
