@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv benchmark test test-slow lint preview data classifiers base-model spare-results baseline-runs clean
+.PHONY: help venv benchmark benchmark-sharded test test-slow lint preview data classifiers base-model spare-results baseline-runs clean
 
 help:
 	@echo "make benchmark   run the benchmark on the embedded canvas-mini world"
@@ -26,8 +26,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The sweep: every target x method of a preset, resumable (finished jobs are skipped), then tables.
+# `make benchmark PRESET=mini-full`, or split over processes with `make benchmark-sharded NPROC=2`.
+PRESET ?= mini-quick
 benchmark: $(STAMP)
-	$(BIN)/spare benchmark
+	$(BIN)/spare benchmark --preset $(PRESET) $(ARGS)
+
+NPROC ?= 2
+benchmark-sharded: $(STAMP)
+	$(BIN)/accelerate launch --multi_gpu --num_processes $(NPROC) --num_machines 1 --mixed_precision no \
+		--dynamo_backend no -m spare benchmark --preset $(PRESET) $(ARGS)
 
 preview: $(STAMP)
 	$(BIN)/spare data preview
@@ -61,12 +69,10 @@ spare-results: $(STAMP)
 	$(BIN)/spare unlearn --target object:Star --tag uniform-timesteps timesteps.mode=uniform
 	$(BIN)/python -m benchmarks.spare_report
 
-# Every baseline on the reported SPARE targets, at the shared budget rule (resumes: finished runs are skipped).
-BASELINES ?= esd ca salun uce fmn ediff shs spm
+# Every method on the reported SPARE targets at the shared budget rule: the mini-full preset on
+# those two targets (resumes: finished runs are skipped), tables in results/baselines.
 baseline-runs: $(STAMP)
-	for m in $(BASELINES); do for t in style:Ink_Outline object:Star; do \
-		$(BIN)/spare unlearn --method $$m --target $$t || exit 1; done; done
-	$(BIN)/python -m benchmarks.method_table
+	$(BIN)/spare benchmark --preset mini-full --targets style:Ink_Outline object:Star --results results/baselines
 
 lint: $(STAMP)
 	$(BIN)/ruff check spare evaluators benchmarks tests

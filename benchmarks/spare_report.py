@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from spare.io import atomic_path
+from benchmarks.tables import write_table
+from spare.viz import answer_grid_png
 
 METRICS = ("UA", "IRA", "CRA", "FID(cls)")
 REPORTED = ("style:Ink_Outline", "object:Star")  # the targets of `make spare-results`; tuning never used them
@@ -52,27 +53,6 @@ def collect(runs: Path) -> pd.DataFrame:
         row["edit bytes"] = result["storage_bytes"]
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def answer_grid_png(answers: Path, target: str, path: Path) -> None:
-    """The first seed's answer set of a run as a styles x objects grid (what the classifiers read)."""
-    from PIL import Image
-
-    from spare.viz import image_grid, save_png
-
-    styles = sorted(p.name for p in answers.iterdir() if p.is_dir())
-    objects = sorted(p.name for p in (answers / styles[0]).iterdir() if p.is_dir())
-    seed = min(int(f.stem) for f in (answers / styles[0] / objects[0]).glob("*.png"))
-    cells = [[Image.open(answers / s / o / f"{seed}.png") for o in objects] for s in styles]
-    save_png(image_grid(cells, styles, objects, title=f"SPARE, {target} forgotten, seed {seed}"), path)
-
-
-def write_table(frame: pd.DataFrame, path: Path, title: str) -> None:
-    with atomic_path(path.with_suffix(".csv")) as tmp:
-        frame.to_csv(tmp, index=False)
-    shown = frame.map(lambda v: f"{v:.2f}" if isinstance(v, float) else v)  # text columns (lr) stay as written
-    with atomic_path(path.with_suffix(".md")) as tmp:
-        tmp.write_text(f"# {title}\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         if (runs / "spare" / run / "saliency.png").exists():
             shutil.copy(runs / "spare" / run / "saliency.png", dest / "saliency.png")
     for row in frame[reported].itertuples():
-        answer_grid_png(runs / "spare" / row.run / "answers", row.target, out / f"answers_{row.run}.png")
+        answer_grid_png(
+            runs / "spare" / row.run / "answers", out / f"answers_{row.run}.png", f"SPARE, {row.target} forgotten"
+        )
     print(frame[cols].to_string(index=False))
     print(f"wrote {out}/spare_vs_base.md, timesteps.md, validation.md, configs/")
     return 0

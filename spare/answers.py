@@ -62,14 +62,30 @@ def image_path(root: Path, style: str, obj: str, seed: int) -> Path:
 
 
 def generate_answer_set(
-    pipe: T2IPipeline, catalogue: Catalogue, cfg: SamplingConfig, out_dir: str | Path, *, desc: str = "answer set"
+    pipe: T2IPipeline,
+    catalogue: Catalogue,
+    cfg: SamplingConfig,
+    out_dir: str | Path,
+    *,
+    desc: str = "answer set",
+    shard: tuple[int, int] = (0, 1),
 ) -> pd.DataFrame:
-    """Generate (or complete) the answer set under ``out_dir``; returns the grid with image paths."""
+    """Generate (or complete) the answer set under ``out_dir``; returns the grid with image paths.
+
+    ``shard=(rank, world)`` generates only every world-th block of ``micro_batch`` rows (the
+    other processes make the rest). Blocks keep each network call's batch the same as in one
+    process, so a sharded answer set is bit-identical to an unsharded one. The returned grid
+    is always the whole one.
+    """
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise ValueError(f"shard rank {rank} is outside 0..{world - 1}")
     out_dir = Path(out_dir)
     grid = answer_grid(catalogue, cfg)
     grid["path"] = [str(image_path(out_dir, r.style, r.object, r.seed)) for r in grid.itertuples()]
-    todo = grid[[not Path(p).exists() for p in grid["path"]]]
-    bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc=desc, unit="img")
+    mine = grid[(grid.index // cfg.micro_batch) % world == rank]
+    todo = mine[[not Path(p).exists() for p in mine["path"]]]
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=desc, unit="img")
     for start in range(0, len(todo), cfg.batch_size):
         chunk = todo.iloc[start : start + cfg.batch_size]
         images = pipe.sample(

@@ -16,16 +16,6 @@ log = logging.getLogger("spare")
 
 DEFAULT_PREVIEW = Path("results/canvas_mini/preview.png")
 
-# Stages of `spare benchmark` not built yet, with the issue that delivers each one.
-MISSING_STAGES = (
-    (
-        "sweep",
-        "unlearn, generate and score every target with every method, resumable and sharded "
-        "(one target at a time works today: `spare unlearn --method M --target T`)",
-        "The experiment runner",
-    ),
-    ("tables", "summary tables, plots, W&B", "The experiment runner"),
-)
 # Committed models live in the project checkout; outputs (results/, runs/) go under the working directory.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MINI_BASE_MODEL = PROJECT_ROOT / "models" / "canvas-mini-base"
@@ -96,37 +86,28 @@ def cmd_data_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    catalogue = get_catalogue(args.benchmark)
-    print(f"spare benchmark --benchmark {catalogue.name}")
-    print("[1] data")
-    cmd_data_build(argparse.Namespace(benchmark=args.benchmark, data=args.data, n_per_pair=20, split="train"))
-    if catalogue.name != "mini":
-        raise UserError(
-            "the full UnlearnCanvas benchmark needs the experiment runner (issue: The experiment runner); "
-            "only its data loading exists so far"
-        )
-    cmd_data_preview(argparse.Namespace(size=32, index=0, scale=3, out=DEFAULT_PREVIEW))
-    classifiers, model = Path(args.classifiers or MINI_CLASSIFIERS), Path(args.model or MINI_BASE_MODEL)
-    print("[2] classifiers")
-    if not (classifiers / "style" / "model.safetensors").exists():
-        print(f"  {classifiers} not found: training them (about 8 minutes on 2 cores)")
-        cmd_classifiers(argparse.Namespace(config=None, overrides=[f"out_dir={classifiers}"]))
-    else:
-        print(f"  using {classifiers} (retrain with `make classifiers`)")
-    print("[3] base model")
-    if not (model / "unet").is_dir():
-        raise UserError(f"base model {model} not found: train it with `make base-model` (hours on 2 cores)")
-    print(f"  using {model} (retrain with `make base-model`)")
-    print("[4] base model answer set and its quality")
-    from benchmarks import base_model_quality
+    from benchmarks.presets import get_preset
+    from benchmarks.runner import build_sweep, run_sweep
 
-    base_model_quality.main(["--model", str(model), "--classifiers", str(classifiers)])
-    print(f"\ndone with what exists so far in {time.perf_counter() - start:.0f}s. Stages not built yet:")
-    for name, what, issue in MISSING_STAGES:
-        print(f"  - {name}: {what} (issue: {issue})")
-    print("No unlearning numbers were produced; the benchmark stops here.")
-    return 3
+    preset = get_preset(args.preset)
+    if args.benchmark:
+        preset.benchmark = args.benchmark
+    sweep = build_sweep(
+        preset,
+        methods=args.methods,
+        targets=args.targets,
+        model=args.model,
+        classifiers=args.classifiers,
+        data=args.data,
+        inception=args.inception,
+        runs_dir=args.runs,
+    )
+    is_mini = sweep.catalogue.name == "mini"
+    if not args.dry_run and is_mini and Path(sweep.settings.classifiers) == MINI_CLASSIFIERS:
+        if not (MINI_CLASSIFIERS / "style" / "model.safetensors").exists():
+            print(f"{MINI_CLASSIFIERS} not found: training them (about 5 minutes on 2 cores)")
+            cmd_classifiers(argparse.Namespace(config=None, overrides=[f"out_dir={MINI_CLASSIFIERS}"]))
+    return run_sweep(sweep, limit=args.limit, dry_run=args.dry_run, wandb_mode=args.wandb, results_dir=args.results)
 
 
 def cmd_base_quality(args: argparse.Namespace) -> int:
@@ -335,10 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m benchmarks.base_model_quality")
     p.set_defaults(func=cmd_base_quality)
 
-    p = sub.add_parser("benchmark", help="run the benchmark (the stages built so far)")
-    _add_benchmark_arg(p)
-    p.add_argument("--model", default=None, help=f"base model folder (default: {MINI_BASE_MODEL})")
-    p.add_argument("--classifiers", default=None, help=f"classifiers folder (default: {MINI_CLASSIFIERS})")
+    p = sub.add_parser("benchmark", help="run (or resume) a sweep: every target x method of a preset, then tables")
+    p.add_argument("--preset", default="mini-quick", help="mini-quick (default), mini-full, unlearncanvas or a .yaml")
+    p.add_argument("--methods", nargs="+", default=None, help="only these registered methods")
+    p.add_argument("--targets", nargs="+", default=None, help="only these targets (style:<Name> / object:<Name>)")
+    p.add_argument("--dry-run", action="store_true", help="print the job list (done / to run) and stop")
+    p.add_argument("--limit", type=int, default=None, help="run only the first N jobs of the plan")
+    p.add_argument("--benchmark", default=None, help="override the preset's world (mini, unlearncanvas)")
+    p.add_argument("--model", default=None, help="base model folder (canvas-mini: the committed one)")
+    p.add_argument("--classifiers", default=None, help="classifiers folder (canvas-mini: the committed ones)")
+    p.add_argument("--data", default=None, help="UnlearnCanvas folder, parquet shards or saved dataset")
+    p.add_argument("--inception", default=None, help="local Inception-v3 FID weights (else FID on classifier features)")
+    p.add_argument("--runs", default="runs", help="runs folder (default: runs)")
+    p.add_argument("--results", default=None, help="tables folder (default: results/benchmark/<preset>)")
+    p.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
     p.set_defaults(func=cmd_benchmark)
     return parser
 

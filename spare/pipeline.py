@@ -11,6 +11,7 @@ Both kinds load from a diffusers-format folder (``unet/``, ``text_encoder/``,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,13 @@ SPECIAL_TOKENS = {"pad": "[PAD]", "unk": "[UNK]", "bos": "[BOS]", "eos": "[EOS]"
 
 class ModelPathError(UserError):
     """A model folder that is missing or is not a diffusers text-to-image folder."""
+
+
+def default_device() -> torch.device:
+    """This process's accelerator: ``cuda:<LOCAL_RANK>`` under ``accelerate launch`` on GPUs, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
 @dataclass

@@ -18,18 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from evaluators.classifiers import load_classifier
 from evaluators.cost import CostMeter
-from evaluators.evaluate import evaluate_answers, load_images, real_reference
+from evaluators.evaluate import RealReference, evaluate_answers, load_images, real_reference
 from evaluators.fid import make_extractor
 from spare.answers import SamplingConfig, generate_answer_set
 from spare.concepts import get_catalogue
 from spare.config import to_dict
 from spare.data import load_benchmark_data, load_fid_real_images, split_for_target
-from spare.io import config_hash, write_json
+from spare.io import atomic_path, config_hash, write_json
 from spare.methods import get_method
 from spare.methods.edits import edit_size_bytes, load_edit
-from spare.pipeline import T2IPipeline
+from spare.pipeline import T2IPipeline, default_device
 from spare.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -55,27 +58,51 @@ def run_dir(settings: RunSettings, method: str, target_slug: str) -> Path:
     return Path(settings.runs_dir) / get_catalogue(settings.benchmark).name / method / folder
 
 
-def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSettings, evaluate: bool = True) -> dict:
-    """Unlearn, generate and evaluate (each stage skipped when done); returns metrics.json's content."""
-    catalogue = get_catalogue(settings.benchmark)
-    concept = catalogue.target(target)
-    spec = get_method(method)
-    out = run_dir(settings, method, concept.slug)
+@dataclass(frozen=True)
+class PlannedRun:
+    """Where a run lives and the hash of its resolved config (its cache key)."""
+
+    out: Path
+    config: dict
+    key: str
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out / "metrics.json"
+
+    def done(self) -> bool:
+        """True when metrics.json exists for exactly this config."""
+        path = self.metrics_path
+        return path.exists() and json.loads(path.read_text()).get("config_key") == self.key
+
+
+def plan_run(method: str, target: str, method_cfg: Any, settings: RunSettings) -> PlannedRun:
+    concept = get_catalogue(settings.benchmark).target(target)
+    get_method(method)  # an unknown method fails here, naming the valid ones
     config = {
         "method": method,
         "target": str(concept),
         "method_config": to_dict(method_cfg),
         "settings": to_dict(settings),
     }
-    key = config_hash(config)
+    return PlannedRun(run_dir(settings, method, concept.slug), config, config_hash(config))
+
+
+def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSettings, evaluate: bool = True) -> dict:
+    """Unlearn, generate and evaluate (each stage skipped when done); returns metrics.json's content."""
+    catalogue = get_catalogue(settings.benchmark)
+    concept = catalogue.target(target)
+    spec = get_method(method)
+    planned = plan_run(method, target, method_cfg, settings)
+    out, config, key = planned.out, planned.config, planned.key
     started = provenance()  # the code that ran, taken before it runs (the tree may change meanwhile)
-    metrics_path = out / "metrics.json"
-    if metrics_path.exists() and json.loads(metrics_path.read_text()).get("config_key") == key:
+    metrics_path = planned.metrics_path
+    if planned.done():
         log.info("%s %s: done already (%s)", method, concept, metrics_path)
         return json.loads(metrics_path.read_text())
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {**config, "config_key": key})
-    pipe = T2IPipeline.from_pretrained(settings.model)
+    pipe = T2IPipeline.from_pretrained(settings.model, device=default_device())
 
     edit_dir, report_path = out / "edit", out / "report.json"
     if report_path.exists() and json.loads(report_path.read_text()).get("config_key") == key and edit_dir.is_dir():
@@ -132,34 +159,75 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
     return result
 
 
+def real_features(settings: RunSettings, extractor) -> RealReference:
+    """The real side of FID, computed once per (data, feature extractor) and cached under runs/."""
+    catalogue = get_catalogue(settings.benchmark)
+    key = config_hash(
+        {
+            "benchmark": catalogue.name,
+            "data": settings.data,
+            "inception": settings.inception,
+            "classifiers": settings.classifiers,
+            "extractor": extractor.name,
+        }
+    )
+    path = Path(settings.runs_dir) / catalogue.name / "fid_real" / f"{key}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as cached:
+            table = pd.DataFrame({"style": cached["style"], "object": cached["object"]})
+            return RealReference(table, cached["features"], str(cached["extractor"]))
+    real = real_reference(load_fid_real_images(settings.benchmark, settings.data), extractor, catalogue)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                style=real.table["style"].to_numpy(str),
+                object=real.table["object"].to_numpy(str),
+                features=real.features,
+                extractor=np.array(real.extractor_name),
+            )
+    return real
+
+
 def _evaluate(grid, concept, settings: RunSettings) -> dict:
     catalogue = get_catalogue(settings.benchmark)
     clf_dir = Path(settings.classifiers)
     style_clf, object_clf = load_classifier(clf_dir / "style"), load_classifier(clf_dir / "object")
     extractor = make_extractor(settings.inception, style_clf)
-    real = real_reference(load_fid_real_images(settings.benchmark, settings.data), extractor, catalogue)
+    real = real_features(settings, extractor)
     images = load_images(list(grid["path"]))
     return evaluate_answers(
         grid, images, catalogue, style_clf, object_clf, target=concept, real=real, extractor=extractor
     )
 
 
-def evaluate_base(target: str, settings: RunSettings) -> dict:
-    """The base model's metrics for ``target`` (what unlearning is compared with).
+def _base_key(settings: RunSettings) -> str:
+    return config_hash({"model": settings.model, "sampling": to_dict(settings.sampling)})
 
-    The base answer set is generated once per sampling config and shared by every target.
+
+def base_answers(settings: RunSettings, shard: tuple[int, int] = (0, 1)) -> pd.DataFrame:
+    """The base model's answer set, generated once per (model, sampling) and shared by every target.
+
+    ``shard=(rank, world)``: this process generates only its share of the missing images
+    (answer images depend on their seed only, so the shares add up to the same set).
     """
+    catalogue = get_catalogue(settings.benchmark)
+    folder = Path(settings.runs_dir) / catalogue.name / "base" / f"answers-{_base_key(settings)}"
+    pipe = T2IPipeline.from_pretrained(settings.model, device=default_device())
+    return generate_answer_set(pipe, catalogue, settings.sampling, folder, desc="base answers", shard=shard)
+
+
+def evaluate_base(target: str, settings: RunSettings) -> dict:
+    """The base model's metrics for ``target`` (what unlearning is compared with)."""
     catalogue = get_catalogue(settings.benchmark)
     concept = catalogue.target(target)
     key = config_hash(
         {"model": settings.model, "sampling": to_dict(settings.sampling), "classifiers": settings.classifiers}
     )
-    base = Path(settings.runs_dir) / catalogue.name / "base"
-    metrics_path = base / concept.slug / "metrics.json"
+    metrics_path = run_dir(settings, "base", concept.slug) / "metrics.json"
     if metrics_path.exists() and json.loads(metrics_path.read_text()).get("config_key") == key:
         return json.loads(metrics_path.read_text())
-    pipe = T2IPipeline.from_pretrained(settings.model)
-    grid = generate_answer_set(pipe, catalogue, settings.sampling, base / f"answers-{key}", desc="base answers")
+    grid = base_answers(settings)
     result = _evaluate(grid, concept, settings)
     result.update(method="base", config_key=key, provenance=provenance())
     write_json(metrics_path, result)

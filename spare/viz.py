@@ -51,3 +51,13 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
     return path
+
+
+def answer_grid_png(answers: str | Path, path: str | Path, title: str) -> Path:
+    """The first seed of an answer set ``<answers>/<Style>/<Object>/<seed>.png`` as a styles x objects grid."""
+    answers = Path(answers)
+    styles = sorted(p.name for p in answers.iterdir() if p.is_dir())
+    objects = sorted(p.name for p in (answers / styles[0]).iterdir() if p.is_dir())
+    seed = min(int(f.stem) for f in (answers / styles[0] / objects[0]).glob("*.png"))
+    cells = [[Image.open(answers / s / o / f"{seed}.png") for o in objects] for s in styles]
+    return save_png(image_grid(cells, styles, objects, title=f"{title}, seed {seed}"), path)

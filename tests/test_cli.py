@@ -1,6 +1,3 @@
-import subprocess
-import sys
-
 from spare.cli import main
 
 
@@ -32,25 +29,3 @@ def test_preview_writes_png(tmp_path, capsys):
     out = tmp_path / "grid.png"
     assert main(["data", "preview", "--out", str(out), "--scale", "1"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_benchmark_runs_what_exists_and_stops_with_a_clear_message(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "spare", "benchmark", "--benchmark", "unlearncanvas"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "needs its dataset: pass --data PATH" in proc.stderr
-    missing = tmp_path / "no-model"
-    proc = subprocess.run(
-        [sys.executable, "-m", "spare", "benchmark", "--model", str(missing)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 2 and f"base model {missing} not found: train it with `make base-model`" in proc.stderr
-    assert "using" in proc.stdout and "canvas-mini-classifiers" in proc.stdout  # the committed classifiers
-    assert (tmp_path / "results" / "canvas_mini" / "preview.png").exists()

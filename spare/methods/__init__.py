@@ -38,7 +38,9 @@ def register_method(name: str, config_cls: type, summary: str = ""):
 
 
 def _load_builtin() -> None:
-    import spare.baselines.ca  # noqa: F401, I001
+    # SPARE first, then the baselines: this order is the registry's and the tables' order
+    import spare.methods.spare_method  # noqa: F401, I001  (each module registers its method)
+    import spare.baselines.ca  # noqa: F401
     import spare.baselines.ediff  # noqa: F401
     import spare.baselines.esd  # noqa: F401
     import spare.baselines.salun  # noqa: F401
@@ -46,7 +48,6 @@ def _load_builtin() -> None:
     import spare.baselines.shs  # noqa: F401
     import spare.baselines.spm  # noqa: F401
     import spare.baselines.uce  # noqa: F401
-    import spare.methods.spare_method  # noqa: F401  (each module registers its method)
 
 
 def method_names() -> tuple[str, ...]:

@@ -1,0 +1,100 @@
+"""Sweep presets: which world, targets, methods, seeds, sampling and budget a benchmark runs.
+
+A preset is a plain dataclass, so a user preset is a YAML file with the same keys
+(``spare benchmark --preset my_preset.yaml``); unknown keys are errors naming the valid ones.
+
+Built in:
+    mini-quick     the default of ``make benchmark``: one style and one object target, every
+                   method, each method's steps x0.25 (one factor for all), one answer seed.
+                   A smoke-scale table that a fresh clone finishes in about half an hour on 2 cores.
+    mini-full      every canvas-mini target (10 styles + 10 objects) x every method at the
+                   methods' defaults and the five UnlearnCanvas seeds.
+    unlearncanvas  the protocol of UnlearnCanvas: 50 styles + 20 objects, seeds 188..888,
+                   100 DDIM steps at guidance 9.0, every method at its published iterations and
+                   learning rate; the SD-1.5 model, classifiers and dataset are local paths that
+                   must be given (``--model``, ``--classifiers``, ``--data``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from spare.answers import SamplingConfig
+from spare.baselines import LR_FACTOR, STEP_FACTOR
+from spare.config import ConfigError, from_dict
+from spare.errors import UserError
+
+
+@dataclass
+class Preset:
+    name: str = ""
+    description: str = ""
+    benchmark: str = "mini"  # the concept catalogue / data world
+    targets: tuple[str, ...] = ()  # "style:<Name>" / "object:<Name>"; empty: every target, styles first
+    methods: tuple[str, ...] = ()  # empty: every registered method
+    train_seeds: tuple[int, ...] = (0,)  # each method's own ``seed``; more than one repeats every job
+    budget: float = 1.0  # multiplies every trained method's ``optim.steps``, the same factor for all
+    lr_scale: float = 1.0  # multiplies every trained method's ``optim.lr``, the same factor for all
+    overrides: dict[str, list[str]] = field(default_factory=dict)  # method -> ["key=value", ...]
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    tag: str = ""  # run folders <kind>-<Name>@<tag>, so presets never overwrite each other's runs
+    model: str | None = None  # None: the committed canvas-mini model (mini only)
+    classifiers: str | None = None
+    data: str | None = None
+    inception: str | None = None
+    requires: tuple[str, ...] = ()  # paths the user must give: any of model, classifiers, data
+
+
+QUICK = Preset(
+    name="mini-quick",
+    description="canvas-mini smoke sweep: 1 style + 1 object target, every method, steps x0.25, 1 answer seed",
+    targets=("style:Ink_Outline", "object:Star"),
+    budget=0.25,
+    sampling=SamplingConfig(seeds=(188,)),
+    tag="quick",
+)
+
+FULL = Preset(
+    name="mini-full",
+    description="every canvas-mini target x every method at the methods' defaults, seeds 188..888",
+)
+
+UNLEARNCANVAS = Preset(
+    name="unlearncanvas",
+    description="UnlearnCanvas protocol: 50 styles + 20 objects, seeds 188..888, 100 DDIM steps, guidance 9.0",
+    benchmark="unlearncanvas",
+    sampling=SamplingConfig(steps=100, guidance=9.0, sampler="ddim", micro_batch=8),
+    # the methods' defaults are canvas-mini's (published x STEP_FACTOR steps, x LR_FACTOR lr):
+    # undoing both factors gives back every method's published iterations and learning rate
+    budget=1 / STEP_FACTOR,
+    lr_scale=1 / LR_FACTOR,
+    requires=("model", "classifiers", "data"),
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (QUICK, FULL, UNLEARNCANVAS)}
+
+
+def get_preset(name: str) -> Preset:
+    """A built-in preset by name, or a YAML preset file; anything else lists the valid names."""
+    if name in PRESETS:
+        return dataclasses.replace(PRESETS[name])
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise UserError(f"preset file {name!r} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"preset file {name!r} must hold a mapping of Preset keys")
+        preset = from_dict(Preset, {"name": path.stem, **data})
+        for method, items in preset.overrides.items():
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ConfigError(f"overrides.{method} must be a list of 'key=value' strings, got {items!r}")
+        return preset
+    near = difflib.get_close_matches(name, list(PRESETS), n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    raise UserError(f"unknown preset {name!r}.{hint} Valid presets: {', '.join(PRESETS)} (or a .yaml preset file)")

@@ -1,0 +1,372 @@
+"""The experiment runner: every target x method (x training seed) of a preset, resumable and sharded.
+
+    spare benchmark --preset mini-quick [--methods ...] [--targets ...] [--dry-run] [--limit N]
+    accelerate launch --multi_gpu --num_processes 2 -m spare benchmark --preset mini-full
+
+Stages, each skipped when its output exists for the same resolved config (hash):
+    1. the base model's answer set (once per model and sampling config, split across processes)
+       and the real images' FID features (once per data and feature extractor);
+    2. per job, :func:`spare.run.run_unlearning`: unlearn, generate the answer set, evaluate,
+       ``runs/<benchmark>/<method>/<kind>-<Name>[@tag]/metrics.json``;
+    3. the tables and the plot (:mod:`benchmarks.tables`) from the metrics files only,
+       under ``results/benchmark/<preset>/``, and the W&B mirror.
+Every file is written atomically, so a sweep killed at any point resumes without redoing
+finished jobs. Processes take whole targets (target i goes to process i mod N); with the
+same thread count per process, N processes write the same metrics files as one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from benchmarks.presets import Preset
+from benchmarks.tables import per_target_row, read_metrics, write_all
+from benchmarks.wandb_mirror import WandbMirror
+from spare.cli import MINI_BASE_MODEL, MINI_CLASSIFIERS
+from spare.concepts import Catalogue, get_catalogue
+from spare.config import apply_overrides, to_dict
+from spare.errors import UserError
+from spare.io import write_json
+from spare.methods import get_method, method_names
+from spare.run import (
+    PlannedRun,
+    RunSettings,
+    base_answers,
+    evaluate_base,
+    plan_run,
+    real_features,
+    run_dir,
+    run_unlearning,
+)
+from spare.viz import answer_grid_png
+
+log = logging.getLogger(__name__)
+
+PATH_HELP = {
+    "model": "--model DIR (the base text-to-image model: a diffusers folder with unet/, text_encoder/, ...)",
+    "classifiers": "--classifiers DIR (with style/ and object/ classifier folders)",
+    "data": "--data DIR (the UnlearnCanvas images <Style>/<Object>/<n>.jpg, parquet shards or a saved dataset)",
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    method: str
+    target: str
+    seed: int
+    tag: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.target}" + (f" @{self.tag}" if self.tag else "")
+
+
+@dataclass
+class Sweep:
+    """A preset resolved against the registries and the paths: the job list and its settings."""
+
+    preset: Preset
+    catalogue: Catalogue
+    methods: tuple[str, ...]
+    targets: tuple[str, ...]
+    jobs: list[Job]
+    settings: RunSettings  # shared by every job; only ``tag`` changes per job
+    missing_paths: tuple[str, ...]
+
+    def job_settings(self, job: Job) -> RunSettings:
+        return dataclasses.replace(self.settings, tag=job.tag)
+
+    @property
+    def base_settings(self) -> RunSettings:
+        """The base model's runs sit under the preset's tag (its sampling may differ)."""
+        return dataclasses.replace(self.settings, tag=self.preset.tag)
+
+    def method_config(self, job: Job):
+        """The method's defaults, the preset's budget and lr factors, its overrides, the training seed."""
+        spec = get_method(job.method)
+        cfg = spec.config_cls()
+        if hasattr(cfg, "optim"):
+            cfg.optim.steps = max(1, round(cfg.optim.steps * self.preset.budget))
+            cfg.optim.lr = cfg.optim.lr * self.preset.lr_scale
+        cfg = apply_overrides(cfg, self.preset.overrides.get(job.method, []))
+        if hasattr(cfg, "seed") and len(self.preset.train_seeds) > 1:
+            cfg.seed = job.seed
+        return cfg
+
+    def planned(self, job: Job) -> PlannedRun:
+        return plan_run(job.method, job.target, self.method_config(job), self.job_settings(job))
+
+    def shard(self, jobs: list[Job], rank: int, world: int) -> list[Job]:
+        """Whole targets per process: target i of the plan goes to process i mod world."""
+        owner = {t: i % world for i, t in enumerate(dict.fromkeys(j.target for j in jobs))}
+        return [j for j in jobs if owner[j.target] == rank]
+
+
+def build_sweep(
+    preset: Preset,
+    *,
+    methods: list[str] | None = None,
+    targets: list[str] | None = None,
+    model: str | None = None,
+    classifiers: str | None = None,
+    data: str | None = None,
+    inception: str | None = None,
+    runs_dir: str = "runs",
+) -> Sweep:
+    """Resolve names (unknown ones fail here, listing the valid ones) and build the job list."""
+    catalogue = get_catalogue(preset.benchmark)
+    methods = tuple(methods or preset.methods or method_names())
+    for name in methods:
+        get_method(name)
+    for name in preset.overrides:
+        get_method(name)
+    if targets or preset.targets:
+        resolved = tuple(str(catalogue.target(t)) for t in (targets or preset.targets))
+    else:
+        resolved = tuple(f"style:{s}" for s in catalogue.styles) + tuple(f"object:{o}" for o in catalogue.objects)
+    is_mini = catalogue.name == "mini"
+    paths = {
+        "model": model or preset.model or (str(MINI_BASE_MODEL) if is_mini else None),
+        "classifiers": classifiers or preset.classifiers or (str(MINI_CLASSIFIERS) if is_mini else None),
+        "data": data or preset.data,
+    }
+    needed = set(preset.requires) | {"model", "classifiers"}
+    missing = tuple(k for k in ("model", "classifiers", "data") if k in needed and not paths[k])
+    settings = RunSettings(
+        benchmark=preset.benchmark,
+        model=paths["model"] or "",
+        classifiers=paths["classifiers"] or "",
+        data=paths["data"],
+        inception=inception or preset.inception,
+        sampling=preset.sampling,
+        runs_dir=runs_dir,
+    )
+    seeds = preset.train_seeds
+    jobs = []
+    for target in resolved:
+        for method in methods:
+            for seed in seeds:
+                parts = [preset.tag] + ([f"seed{seed}"] if len(seeds) > 1 else [])
+                jobs.append(Job(method, target, seed, "-".join(p for p in parts if p)))
+    sweep = Sweep(preset, catalogue, methods, resolved, jobs, settings, missing)
+    for job in jobs[: len(methods)]:
+        sweep.method_config(job)  # a bad override key fails now, not hours into the sweep
+    return sweep
+
+
+def check_paths(sweep: Sweep) -> None:
+    """Fail before any work when a required path is missing or does not hold what it should."""
+    name = sweep.preset.name
+    if sweep.missing_paths:
+        needs = "; ".join(PATH_HELP[k] for k in sweep.missing_paths)
+        raise UserError(f"preset {name!r} needs local paths that were not given: {needs}")
+    s = sweep.settings
+    checks = [
+        ("model", Path(s.model), Path(s.model) / "unet"),
+        ("classifiers", Path(s.classifiers), Path(s.classifiers) / "style"),
+    ]
+    if s.data:
+        checks.append(("data", Path(s.data), Path(s.data)))
+    for key, root, inner in checks:
+        if not inner.exists():
+            raise UserError(f"preset {name!r}: {key} path {str(root)!r} not found or incomplete; {PATH_HELP[key]}")
+
+
+class Processes:
+    """Rank and world size under ``accelerate launch`` (or one process), with a barrier."""
+
+    def __init__(self):
+        self.rank, self.world, self._state = 0, 1, None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch
+            from accelerate import PartialState
+
+            # gloo on CPU; a long barrier timeout, since processes wait for each other's last target
+            self._state = PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(hours=72))
+            self.rank, self.world = self._state.process_index, self._state.num_processes
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self._state is not None:
+            self._state.wait_for_everyone()
+
+
+def print_plan(sweep: Sweep, jobs: list[Job], world: int) -> None:
+    done = sum(sweep.planned(j).done() for j in jobs)
+    p = sweep.preset
+    print(f"preset {p.name}: {p.description}")
+    print(
+        f"  {len(sweep.targets)} targets x {len(sweep.methods)} methods x {len(p.train_seeds)} seeds = "
+        f"{len(sweep.jobs)} jobs"
+        + (f", this slice {len(jobs)}" if len(jobs) != len(sweep.jobs) else "")
+        + f"; {done} done, {len(jobs) - done} to run; steps x{p.budget:g}, lr x{p.lr_scale:g}; answer seeds "
+        + " ".join(map(str, p.sampling.seeds))
+    )
+    for rank in range(world):
+        mine = sweep.shard(jobs, rank, world)
+        if world > 1:
+            print(f"  process {rank}: {len(mine)} jobs")
+        for job in mine:
+            planned = sweep.planned(job)
+            status = "done" if planned.done() else "todo"
+            steps = getattr(getattr(sweep.method_config(job), "optim", None), "steps", "-")
+            print(f"    [{status}] {job.label:45s} steps {steps!s:>5s}  {planned.out}")
+    if sweep.missing_paths:
+        print("  cannot run yet: " + "; ".join(PATH_HELP[k] for k in sweep.missing_paths))
+
+
+def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Per-target rows of every job, the base rows, and the jobs whose metrics are missing."""
+    rows, base_rows, missing = [], [], []
+    for target in dict.fromkeys(j.target for j in jobs):
+        base = read_metrics(run_dir(sweep.base_settings, "base", target.replace(":", "-")) / "metrics.json")
+        if base:
+            base_rows.append(per_target_row(base, "base (no unlearning)", target))
+    for job in jobs:
+        planned = sweep.planned(job)
+        result = read_metrics(planned.metrics_path) if planned.done() else None
+        if result is None:
+            missing.append(job.label)
+            continue
+        row = per_target_row(result, job.method, job.target)
+        row["seed"] = job.seed
+        rows.append(row)
+    return pd.DataFrame(rows), pd.DataFrame(base_rows), missing
+
+
+def run_sweep(
+    sweep: Sweep,
+    *,
+    limit: int | None = None,
+    dry_run: bool = False,
+    wandb_mode: str = "offline",
+    results_dir: str | Path | None = None,
+) -> int:
+    """Run (or resume) the sweep; returns 0 when every job has metrics, 1 on failures."""
+    procs = Processes()
+    jobs = sweep.jobs[:limit] if limit else sweep.jobs
+    if dry_run:
+        if procs.main:
+            print_plan(sweep, jobs, procs.world)
+        return 0
+    check_paths(sweep)
+    preset = sweep.preset
+    out = Path(results_dir or Path("results") / "benchmark" / preset.name)
+    mirror = WandbMirror(
+        wandb_mode, project="spare-unlearncanvas", group=preset.name, root=Path(sweep.settings.runs_dir)
+    )
+    start = time.perf_counter()
+    mine = sweep.shard(jobs, procs.rank, procs.world)
+    if procs.main:
+        print_plan(sweep, jobs, procs.world)
+
+    # Stage 1: shared work, once. Base answers split across processes; real FID features by one.
+    base_answers(sweep.settings, shard=(procs.rank, procs.world))
+    if procs.main:
+        from evaluators.classifiers import load_classifier
+        from evaluators.fid import make_extractor
+
+        style_clf = load_classifier(Path(sweep.settings.classifiers) / "style")
+        real_features(sweep.settings, make_extractor(sweep.settings.inception, style_clf))
+    procs.barrier()
+    for target in dict.fromkeys(j.target for j in mine):
+        evaluate_base(target, sweep.base_settings)
+
+    # Stage 2: this process's jobs.
+    failed, ran = [], 0
+    bar = tqdm(
+        mine, desc=f"sweep {preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else ""), unit="job"
+    )
+    for job in bar:
+        bar.set_postfix_str(job.label)
+        planned = sweep.planned(job)
+        if planned.done():
+            continue
+        try:
+            result = run_unlearning(job.method, job.target, sweep.method_config(job), sweep.job_settings(job))
+        except (KeyboardInterrupt, UserError):
+            raise
+        except Exception:  # one broken job must not stop the sweep; it is reported at the end
+            log.error("%s failed:\n%s", job.label, traceback.format_exc())
+            failed.append(job.label)
+            continue
+        ran += 1
+        grid = answer_grid_png(
+            planned.out / "answers", planned.out / "answers.png", f"{job.method}, {job.target} forgotten"
+        )
+        mirror.log_run(f"{job.method}/{job.target}" + (f"@{job.tag}" if job.tag else ""), planned.config, result, grid)
+    bar.close()
+    procs.barrier()
+
+    # Stage 3: tables from the metrics files, by the main process.
+    if not procs.main:
+        return 1 if failed else 0
+    per_target, base, missing = collect(sweep, jobs)
+    wall = time.perf_counter() - start
+    if per_target.empty:
+        print("no finished runs to tabulate")
+        return 1
+    paths = write_all(per_target, base, out, preset.name, missing)
+    save_sweep_record(sweep, jobs, out, wall, procs.world, ran)
+    mirror.log_sweep(
+        preset.name,
+        to_dict(preset),
+        {"per_target": per_target, "summary": pd.read_csv(paths["summary"].with_suffix(".csv"))},
+        paths["plot"],
+    )
+    print_summary(per_target, base, paths, wall, missing, mirror)
+    return 1 if failed or missing else 0
+
+
+def save_sweep_record(sweep: Sweep, jobs: list[Job], out: Path, wall: float, world: int, ran: int) -> None:
+    """The resolved preset, the job list and each run's config, beside the tables."""
+    write_json(
+        out / "sweep.json",
+        {
+            "preset": to_dict(sweep.preset),
+            "methods": list(sweep.methods),
+            "targets": list(sweep.targets),
+            "settings": to_dict(sweep.settings),
+            "jobs": [dataclasses.asdict(j) for j in jobs],
+            "processes": world,
+            "jobs_run_this_time": ran,
+            "wall_time_s_this_time": wall,
+        },
+    )
+    for job in jobs:
+        planned = sweep.planned(job)
+        if planned.done():
+            dest = out / "configs" / job.method / planned.out.name
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy(planned.out / "config.json", dest / "config.json")
+
+
+def print_summary(per_target, base, paths: dict, wall: float, missing: list[str], mirror: WandbMirror) -> None:
+    shown = pd.concat([base, per_target], ignore_index=True) if len(base) else per_target
+    cols = ["method", "target", "UA", "IRA", "CRA", "FID", "time s", "storage MB"]
+    print("\n" + shown[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(f"\nsweep wall time {wall:.0f}s")
+    if missing:
+        print("missing runs: " + ", ".join(missing))
+    print("tables: " + ", ".join(str(p) for p in paths.values()))
+    if mirror.enabled:
+        print(
+            f"W&B ({mirror.mode}) files under {mirror.root / 'wandb'}"
+            + ("; upload with `wandb sync <folder>`" if mirror.mode == "offline" else "")
+        )
+    else:
+        print("W&B mirror off")

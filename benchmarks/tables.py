@@ -1,0 +1,192 @@
+"""Benchmark tables and plots, made from the runs' metrics files only (never typed).
+
+    per_target   one row per (method, target): UA, IRA, CRA, FID, time, memory, storage
+    summary      the UnlearnCanvas format: per method, Style UA/IRA/CRA and Object UA/IRA/CRA
+                 as mean ± std over the targets of each kind, FID, time, memory, storage
+    published    our summary rows beside the published UnlearnCanvas Table 2 rows, labelled
+                 (different world, same protocol)
+    tradeoff.png UA against mean retain accuracy ((IRA + CRA) / 2), one point per method and kind
+
+Missing runs are listed, never filled in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spare.io import atomic_path
+
+ACCURACY = ("UA", "IRA", "CRA")
+COST = ("time s", "memory GB", "storage MB")  # storage in MiB: most edits are far below a GB
+
+# UnlearnCanvas paper, Table 2 (../shared/UNLEARNCANVAS.md section 3): Stable Diffusion v1.5 at
+# 512x512 on A6000-class GPUs, means over 50 style and 20 object targets. Published, not ours.
+PUBLISHED_COLUMNS = ("Style UA", "Style IRA", "Style CRA", "Object UA", "Object IRA", "Object CRA", "FID")
+PUBLISHED_COLUMNS += ("time s", "memory GB", "storage MB")
+_PUBLISHED_GB = {  # the last column as published: storage in GB
+    "esd": (98.58, 80.97, 93.96, 92.15, 55.78, 44.23, 65.55, 6163, 17.8, 4.3),
+    "fmn": (88.48, 56.77, 46.60, 45.64, 90.63, 73.46, 131.37, 350, 17.9, 4.2),
+    "uce": (98.40, 60.22, 47.71, 94.31, 39.35, 34.67, 182.01, 434, 5.1, 1.7),
+    "ca": (60.82, 96.01, 92.70, 46.67, 90.11, 81.97, 54.21, 734, 10.1, 4.2),
+    "salun": (86.26, 90.39, 95.08, 86.91, 96.35, 99.59, 61.05, 667, 30.8, 4.0),
+    "spm": (60.94, 92.39, 84.33, 71.25, 90.79, 81.65, 59.79, 29700, 6.9, 0.0),
+    "ediff": (92.42, 73.91, 98.93, 86.67, 94.03, 48.48, 81.42, 1567, 27.8, 4.0),
+    "shs": (95.84, 80.42, 43.27, 80.73, 81.15, 67.99, 119.34, 1223, 31.2, 4.0),
+}
+PUBLISHED = {m: (*v[:-1], v[-1] * 1024) for m, v in _PUBLISHED_GB.items()}
+PUBLISHED_SPARE = {"Style UA": 99.96, "Object UA": 98.55}  # SPARE reports only these two
+
+
+def read_metrics(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def per_target_row(result: dict, method: str, target: str) -> dict:
+    metrics = result["metrics"]
+    fid = next((k for k in metrics if k.startswith("FID")), None)
+    row = {"method": method, "target": target, "kind": target.split(":")[0]}
+    row.update({m: metrics[m]["value"] for m in ACCURACY})
+    row["FID"] = metrics[fid]["value"] if fid else np.nan
+    row["FID features"] = fid or ""
+    row["time s"] = metrics.get("time_s", {}).get("value", np.nan)
+    row["memory GB"] = metrics.get("memory_gb", {}).get("value", np.nan)
+    row["storage MB"] = result.get("storage_bytes", np.nan) / 2**20
+    row["trainable params"] = result.get("trainable_params")
+    return row
+
+
+def summary(per_target: pd.DataFrame) -> pd.DataFrame:
+    """UnlearnCanvas format: per method, mean ± std over targets of each kind (strings "m ± s")."""
+    rows = []
+    for method, runs in per_target.groupby("method", sort=False):
+        row = {"method": method}
+        for kind, label in (("style", "Style"), ("object", "Object")):
+            part = runs[runs["kind"] == kind]
+            for m in ACCURACY:
+                row[f"{label} {m}"] = _mean_std(part[m])
+            row[f"{label} targets"] = len(part)
+        for col in ("FID", *COST):
+            row[col] = _mean_std(runs[col])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean_std(values: pd.Series) -> str:
+    values = values.dropna().astype(float)
+    if values.empty:
+        return "-"
+    if len(values) == 1:
+        return _fmt(values.iloc[0])
+    return f"{_fmt(values.mean())} ± {_fmt(values.std(ddof=1))}"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.2f}"
+
+
+def published_side_by_side(per_target: pd.DataFrame, world: str) -> pd.DataFrame:
+    """Our mean per method beside the published UnlearnCanvas row of the same method."""
+    rows = []
+    for method, runs in per_target.groupby("method", sort=False):
+        ours = {"method": method, "source": f"ours ({world})"}
+        for kind, label in (("style", "Style"), ("object", "Object")):
+            part = runs[runs["kind"] == kind]
+            for m in ACCURACY:
+                ours[f"{label} {m}"] = part[m].mean() if len(part) else np.nan
+        ours.update({"FID": runs["FID"].mean(), **{c: runs[c].mean() for c in COST}})
+        rows.append(ours)
+        if method in PUBLISHED:
+            rows.append(
+                {"method": method, "source": "published (UnlearnCanvas, SD-1.5)"}
+                | dict(zip(PUBLISHED_COLUMNS, PUBLISHED[method], strict=True))
+            )
+        elif method == "spare":
+            rows.append({"method": method, "source": "published (SPARE paper)"} | PUBLISHED_SPARE)
+    return pd.DataFrame(rows)
+
+
+def write_table(frame: pd.DataFrame, path: Path, title: str, note: str = "") -> None:
+    """CSV (full precision) and Markdown (2 decimals) beside each other, both written atomically."""
+    with atomic_path(path.with_suffix(".csv")) as tmp:
+        frame.to_csv(tmp, index=False)
+    shown = frame.map(
+        lambda v: (
+            f"{v:.2f}"
+            if isinstance(v, float) and not np.isnan(v)
+            else ("-" if v is None or (isinstance(v, float) and np.isnan(v)) else v)
+        )
+    )
+    body = shown.to_markdown(index=False, disable_numparse=True)
+    with atomic_path(path.with_suffix(".md")) as tmp:
+        tmp.write_text(f"# {title}\n\n" + (note + "\n\n" if note else "") + body + "\n")
+
+
+def tradeoff_plot(per_target: pd.DataFrame, path: Path, title: str) -> Path:
+    """UA against mean retain accuracy ((IRA + CRA) / 2), one marker per method and target kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    frame = per_target.assign(retain=(per_target["IRA"] + per_target["CRA"]) / 2)
+    colours = plt.get_cmap("tab10")
+    for i, (method, runs) in enumerate(frame.groupby("method", sort=False)):
+        for kind, marker in (("style", "o"), ("object", "s")):
+            part = runs[runs["kind"] == kind]
+            if len(part):
+                ax.scatter(
+                    part["retain"].mean(),
+                    part["UA"].mean(),
+                    marker=marker,
+                    s=60,
+                    color=colours(i % 10),
+                    label=f"{method} ({kind})",
+                    edgecolors="black",
+                    linewidths=0.5,
+                )
+    ax.set_xlabel("mean retain accuracy (IRA + CRA) / 2, %")
+    ax.set_ylabel("unlearning accuracy UA, %")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: str, missing: Sequence[str]) -> dict:
+    """Every table and the plot under ``out``; returns {name: path}."""
+    out.mkdir(parents=True, exist_ok=True)
+    gaps = ("Missing runs (not filled in): " + ", ".join(missing)) if missing else ""
+    paths = {}
+    table = pd.concat([base, per_target], ignore_index=True) if len(base) else per_target
+    write_table(table, out / "per_target", f"{label}: every run (from runs/*/metrics.json)", gaps)
+    paths["per_target"] = out / "per_target.md"
+    write_table(
+        summary(per_target), out / "summary", f"{label}: UnlearnCanvas-format summary, mean ± std over targets", gaps
+    )
+    paths["summary"] = out / "summary.md"
+    note = (
+        "Different world, same protocol: our rows are canvas-mini (32x32 renders, a 1.4M-parameter "
+        "pixel-space model, our classifiers, FID on classifier features), the published rows Stable "
+        "Diffusion v1.5 on UnlearnCanvas at 512x512. Compare orderings and trade-offs, not values."
+    )
+    if label.startswith("unlearncanvas"):
+        note = "Our rows and the published rows: both UnlearnCanvas, Stable Diffusion v1.5."
+    write_table(
+        published_side_by_side(per_target, label),
+        out / "published",
+        f"{label} beside the published UnlearnCanvas numbers",
+        note,
+    )
+    paths["published"] = out / "published.md"
+    paths["plot"] = tradeoff_plot(per_target, out / "tradeoff.png", f"{label}: forgetting vs retention")
+    return paths

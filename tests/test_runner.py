@@ -1,0 +1,197 @@
+"""The experiment runner: presets expand into the right jobs, bad names fail in one line, a killed
+sweep resumes to the same tables, and two accelerate processes write the same metrics as one."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks import tables
+from benchmarks.presets import get_preset
+from benchmarks.runner import build_sweep
+from spare.cli import main
+from spare.errors import UserError
+
+# Two targets x two methods, the whole answer grid at one seed and 2 sampler steps: about 30 s.
+TINY = """\
+description: runner test sweep
+targets: [style:Ink_Outline, object:Star]
+methods: [uce, ca]
+overrides:
+  ca: [optim.steps=2, batch_size=2]
+sampling:
+  seeds: [188]
+  steps: 2
+tag: tiny
+"""
+QUALITY = ["method", "target", "UA", "IRA", "CRA", "FID"]
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--preset", "mini-fll"], "unknown preset 'mini-fll'. Did you mean 'mini-full'? Valid presets: mini-quick"),
+        (["--methods", "esdd"], "unknown method 'esdd'. Did you mean 'esd'? Valid methods: spare, ca,"),
+        (["--targets", "style:Inkk"], "unknown style 'Inkk' in catalogue 'mini'. Valid styles: Ink_Outline,"),
+        (["--model", "/no/such/model"], "model path '/no/such/model' not found or incomplete; --model DIR"),
+        (["--preset", "unlearncanvas"], "preset 'unlearncanvas' needs local paths that were not given: --model DIR"),
+        (["--wandb", "sometimes"], "unknown W&B mode 'sometimes'. Valid modes: off, offline, online"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_valid_choices(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["benchmark", *argv]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()  # failed before any work
+
+
+def test_presets_expand_into_their_job_lists(tmp_path):
+    full = build_sweep(get_preset("mini-full"), runs_dir=str(tmp_path))
+    assert len(full.jobs) == 20 * 9 and full.jobs[0].method == "spare"
+    assert full.targets[:2] == ("style:Ink_Outline", "style:Pencil_Hatch") and full.targets[-1] == "object:Bolt"
+    shards = [full.shard(full.jobs, r, 3) for r in range(3)]
+    assert sorted(j.label for s in shards for j in s) == sorted(j.label for j in full.jobs)  # every job once
+    assert not {j.target for j in shards[0]} & {j.target for j in shards[1]}  # whole targets per process
+
+    quick = build_sweep(get_preset("mini-quick"), runs_dir=str(tmp_path))
+    assert len(quick.jobs) == 2 * 9 and {j.tag for j in quick.jobs} == {"quick"}
+    spare_job = next(j for j in quick.jobs if j.method == "spare")
+    assert quick.method_config(spare_job).optim.steps == 100  # 400 x 0.25
+    assert quick.settings.sampling.seeds == (188,)
+
+    uc = build_sweep(get_preset("unlearncanvas"), runs_dir=str(tmp_path))
+    assert len(uc.jobs) == 70 * 9 and uc.settings.sampling.steps == 100 and uc.settings.sampling.sampler == "ddim"
+    assert uc.settings.sampling.seeds == (188, 288, 588, 688, 888)
+    by_method = {j.method: uc.method_config(j) for j in uc.jobs[:9]}
+    assert by_method["spare"].optim.lr == pytest.approx(1e-4)  # the authors' learning rate
+    assert by_method["esd"].optim.steps == 1000 and by_method["esd"].optim.lr == pytest.approx(1e-5)
+    assert uc.missing_paths == ("model", "classifiers", "data")
+
+    seeds = build_sweep(get_preset("mini-full"), methods=["ca"], targets=["object:Star"], runs_dir=str(tmp_path))
+    seeds.preset.train_seeds = (0, 1)
+    seeds = build_sweep(seeds.preset, methods=["ca"], targets=["object:Star"], runs_dir=str(tmp_path))
+    assert [(j.seed, j.tag) for j in seeds.jobs] == [(0, "seed0"), (1, "seed1")]
+    assert seeds.method_config(seeds.jobs[1]).seed == 1
+
+
+def test_yaml_preset_keys_are_checked(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("targets: [style:Ink_Outline]\nbudgt: 0.5\n")
+    with pytest.raises(UserError, match="unknown config key 'budgt'. Did you mean 'budget'"):
+        get_preset(str(bad))
+    bad.write_text("overrides:\n  ca: [optim.stepz=2]\n")
+    with pytest.raises(UserError, match="unknown config key 'optim.stepz'"):
+        build_sweep(get_preset(str(bad)), runs_dir=str(tmp_path))
+
+
+def test_summary_is_mean_and_sample_std_over_targets():
+    rows = [
+        {"method": "m", "target": "style:A", "kind": "style", "UA": 100.0, "IRA": 90.0, "CRA": 80.0},
+        {"method": "m", "target": "style:B", "kind": "style", "UA": 80.0, "IRA": 70.0, "CRA": 80.0},
+        {"method": "m", "target": "object:C", "kind": "object", "UA": 50.0, "IRA": 60.0, "CRA": 70.0},
+    ]
+    frame = pd.DataFrame(rows).assign(**{"FID": [1.0, 2.0, 3.0], "time s": 10.0, "memory GB": 1.0, "storage MB": 2.0})
+    row = tables.summary(frame).iloc[0]
+    # by hand: mean(100, 80) = 90, sample std = sqrt(((10)^2 + (10)^2) / 1) = 14.14
+    assert row["Style UA"] == "90.00 ± 14.14" and row["Style IRA"] == "80.00 ± 14.14"
+    assert row["Style CRA"] == "80.00 ± 0.00" and row["Object UA"] == "50.00" and row["Style targets"] == 2
+    assert row["FID"] == "2.00 ± 1.00"
+    side = tables.published_side_by_side(frame.assign(method="esd"), "mini")
+    assert list(side["source"]) == ["ours (mini)", "published (UnlearnCanvas, SD-1.5)"]
+    assert side.iloc[1]["Style UA"] == 98.58 and side.iloc[1]["storage MB"] == pytest.approx(4.3 * 1024)
+
+
+def _sweep_cmd(preset: Path, runs: Path, results: Path) -> list[str]:
+    return ["-m", "spare", "benchmark", "--preset", str(preset), "--runs", str(runs), "--results", str(results),
+            "--wandb", "off"]  # fmt: skip
+
+
+def _env() -> dict:
+    # one thread per process, so one process and two processes do the same arithmetic
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+
+
+def _metrics(runs: Path) -> dict:
+    found = {}
+    for path in sorted(runs.glob("mini/*/*/metrics.json")):
+        result = json.loads(path.read_text())
+        found[str(path.relative_to(runs))] = {k: m["value"] for k, m in result["metrics"].items() if k != "time_s"}
+        found[str(path.relative_to(runs))].pop("memory_gb", None)
+    return found
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted single-process sweep of the tiny preset."""
+    root = tmp_path_factory.mktemp("sweep-ref")
+    preset = root / "tiny.yaml"
+    preset.write_text(TINY)
+    proc = subprocess.run([sys.executable, *_sweep_cmd(preset, root / "runs", root / "results")], cwd=root,
+                          env=_env(), capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sweep wall time" in proc.stdout and "tables: " in proc.stdout
+    return root
+
+
+def test_sweep_writes_tables_plot_and_configs_from_metrics(reference):
+    results = reference / "results"
+    per_target = pd.read_csv(results / "per_target.csv")
+    assert set(per_target["method"]) == {"base (no unlearning)", "uce", "ca"} and len(per_target) == 6
+    uce = json.loads((reference / "runs/mini/uce/style-Ink_Outline@tiny/metrics.json").read_text())
+    row = per_target[(per_target.method == "uce") & (per_target.target == "style:Ink_Outline")].iloc[0]
+    assert row["UA"] == uce["metrics"]["UA"]["value"] and row["storage MB"] == uce["storage_bytes"] / 2**20
+    assert (results / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    assert (results / "configs/ca/object-Star@tiny/config.json").is_file()
+    assert (reference / "runs/mini/ca/object-Star@tiny/answers.png").is_file()
+    assert "published (UnlearnCanvas, SD-1.5)" in (results / "published.md").read_text()
+    record = json.loads((results / "sweep.json").read_text())
+    assert len(record["jobs"]) == 4 and record["processes"] == 1
+    # the base answer set was generated once, shared by both targets
+    assert len(list((reference / "runs/mini/base").glob("answers-*"))) == 1
+
+
+def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(TINY)
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, *_sweep_cmd(preset, runs, tmp_path / "results")], cwd=tmp_path,
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while not list(runs.glob("mini/uce/*/metrics.json")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = list(runs.glob("mini/uce/*/metrics.json"))
+    assert finished, "the sweep was killed before its first job finished"
+    assert not (tmp_path / "results" / "per_target.csv").exists()  # killed mid-sweep
+    stamp = {p: p.stat().st_mtime_ns for p in finished}
+    done = subprocess.run([sys.executable, *_sweep_cmd(preset, runs, tmp_path / "results")], cwd=tmp_path,
+                          env=_env(), capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert all(p.stat().st_mtime_ns == t for p, t in stamp.items())  # finished jobs were not redone
+    ours = pd.read_csv(tmp_path / "results" / "per_target.csv")[QUALITY]
+    pd.testing.assert_frame_equal(ours, pd.read_csv(reference / "results" / "per_target.csv")[QUALITY])
+
+
+@pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None,
+                    reason="accelerate launcher not installed")  # fmt: skip
+def test_two_accelerate_processes_write_the_same_metrics_as_one(reference, tmp_path):
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(TINY)
+    launcher = str(Path(sys.executable).parent / "accelerate")
+    cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+           "no", "--dynamo_backend", "no", *_sweep_cmd(preset, tmp_path / "runs", tmp_path / "results")]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "results" / "sweep.json").read_text())["processes"] == 2
+    assert "process 1: 2 jobs" in proc.stdout
+    two, one = _metrics(tmp_path / "runs"), _metrics(reference / "runs")
+    assert len(one) == 6 and two == one
