@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -195,3 +196,20 @@ def test_two_accelerate_processes_write_the_same_metrics_as_one(reference, tmp_p
     assert "process 1: 2 jobs" in proc.stdout
     two, one = _metrics(tmp_path / "runs"), _metrics(reference / "runs")
     assert len(one) == 6 and two == one
+
+
+def test_wandb_offline_mirror_writes_runs_tables_and_images_without_network(tmp_path, monkeypatch):
+    from benchmarks.wandb_mirror import WandbMirror
+    from spare.viz import image_grid, save_png
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    grid = save_png(image_grid([[np.zeros((4, 4, 3), "uint8")]], ["s"], ["o"]), tmp_path / "g.png")
+    mirror = WandbMirror("offline", "spare-test", "tiny", tmp_path)
+    mirror.log_run("uce/style:Ink_Outline", {"method": "uce"}, {"metrics": {"UA": {"value": 100.0}}}, grid)
+    mirror.log_sweep("tiny", {"name": "tiny"}, {"summary": pd.DataFrame({"method": ["uce"], "UA": [100.0]})}, grid)
+    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(list(r.glob("run-*.wandb")) for r in runs)
+    assert list(runs[0].glob("files/media/images/answer_set_*.png"))
+    assert list(runs[1].glob("files/media/table/summary_*.table.json"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # what the tests and CI set: the mirror is off
+    assert not WandbMirror("offline", "spare-test", "tiny", tmp_path).enabled
