@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,8 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
             catalogue,
             object_surrogate=settings.object_surrogate,
         )
+        # a new edit makes any answers already in the folder (another config's) stale
+        shutil.rmtree(out / "answers", ignore_errors=True)
         with CostMeter(pipe.device) as cost:
             edit, report = spec.unlearn(pipe, data, method_cfg)
         edit.save(edit_dir)

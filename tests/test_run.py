@@ -43,3 +43,10 @@ def test_run_writes_every_stage_and_resumes(tmp_path):
     )
     base = evaluate_base("object:Star", settings)
     assert set(base["metrics"]) == {"UA", "IRA", "CRA", "FID(cls)"} and base["method"] == "base"
+
+    # the same folder with another config: retrained, and its answers regenerated (none kept from before)
+    first = {p: p.stat().st_mtime_ns for p in (out / "answers").rglob("*.png")}
+    other = apply_overrides(cfg, ["optim.steps=1"])
+    changed = run_unlearning("spare", "object:Star", other, settings)
+    assert changed["config_key"] != result["config_key"]
+    assert all(p.stat().st_mtime_ns != t for p, t in first.items())
