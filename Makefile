@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv benchmark benchmark-sharded test test-slow lint preview data classifiers base-model spare-results baseline-runs clean
+.PHONY: help venv benchmark benchmark-sharded test test-slow lint preview data classifiers base-model spare-results baseline-runs equal-compute clean
 
 help:
 	@echo "make benchmark   run the benchmark on the embedded canvas-mini world"
@@ -73,6 +73,10 @@ spare-results: $(STAMP)
 # those two targets (resumes: finished runs are skipped), tables in results/baselines.
 baseline-runs: $(STAMP)
 	$(BIN)/spare benchmark --preset mini-full --targets style:Ink_Outline object:Star --results results/baselines
+
+# The second baseline table: every method given SPARE's training wall time (calibrated here).
+equal-compute: $(STAMP)
+	$(BIN)/python -m benchmarks.equal_compute $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check spare evaluators benchmarks tests

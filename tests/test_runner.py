@@ -213,3 +213,12 @@ def test_wandb_offline_mirror_writes_runs_tables_and_images_without_network(tmp_
     assert list(runs[1].glob("files/media/table/summary_*.table.json"))
     monkeypatch.setenv("WANDB_MODE", "disabled")  # what the tests and CI set: the mirror is off
     assert not WandbMirror("offline", "spare-test", "tiny", tmp_path).enabled
+
+
+def test_equal_compute_gives_every_method_the_reference_wall_time():
+    from benchmarks.equal_compute import Calibration, equal_steps, reference_budget
+
+    cals = [Calibration("spare", 20.0, 1.0, 400), Calibration("esd", 5.0, 0.5, 400), Calibration("ca", 100.0, 2.0, 9)]
+    # by hand: budget 20 + 400 x 1.0 = 420 s; esd (420 - 5) / 0.5 = 830 steps; ca (420 - 100) / 2 = 160
+    assert reference_budget(cals) == 420.0
+    assert equal_steps(cals) == {"spare": 400, "esd": 830, "ca": 160}
