@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv benchmark benchmark-sharded test test-slow lint preview data classifiers base-model spare-results baseline-runs equal-compute clean
+.PHONY: help venv benchmark benchmark-sharded test test-slow lint preview data classifiers base-model spare-results baseline-runs equal-compute ablation clean
 
 help:
 	@echo "make benchmark   run the benchmark on the embedded canvas-mini world"
@@ -77,6 +77,11 @@ baseline-runs: $(STAMP)
 # The second baseline table: every method given SPARE's training wall time (calibrated here).
 equal-compute: $(STAMP)
 	$(BIN)/python -m benchmarks.equal_compute $(ARGS)
+
+# One ablation of ablations/<NAME>.yaml (resumable), tables and plot in results/ablations/<NAME>.
+ablation: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make ablation NAME=<$$(ls ablations | sed 's/.yaml//' | paste -sd'|')>" >&2; exit 2; }
+	$(BIN)/spare ablation $(NAME) $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check spare evaluators benchmarks tests

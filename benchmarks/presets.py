@@ -48,6 +48,11 @@ class Preset:
     data: str | None = None
     inception: str | None = None
     requires: tuple[str, ...] = ()  # paths the user must give: any of model, classifiers, data
+    # Ablations: named variants, each {method or "*": ["key=value", ...]}. A method runs once per
+    # variant that names it (run folder tag <tag>-<variant>), and once plainly if none does.
+    variants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    x: str = ""  # ablation plots: the config key on the x axis, e.g. "q" or "optim.steps"
+    series: str = ""  # ablation plots: the config key that separates curves, e.g. "timesteps.mode"
 
 
 QUICK = Preset(
@@ -91,10 +96,19 @@ def get_preset(name: str) -> Preset:
         if not isinstance(data, dict):
             raise ConfigError(f"preset file {name!r} must hold a mapping of Preset keys")
         preset = from_dict(Preset, {"name": path.stem, **data})
-        for method, items in preset.overrides.items():
-            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-                raise ConfigError(f"overrides.{method} must be a list of 'key=value' strings, got {items!r}")
+        check_overrides(preset)
         return preset
     near = difflib.get_close_matches(name, list(PRESETS), n=1)
     hint = f" Did you mean {near[0]!r}?" if near else ""
     raise UserError(f"unknown preset {name!r}.{hint} Valid presets: {', '.join(PRESETS)} (or a .yaml preset file)")
+
+
+def check_overrides(preset: Preset) -> None:
+    """Override lists must be lists of 'key=value' strings (the keys are checked against each method)."""
+    groups = [("overrides", preset.overrides)] + [(f"variants.{v}", o) for v, o in preset.variants.items()]
+    for where, mapping in groups:
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"{where} must map method names to lists of 'key=value' strings, got {mapping!r}")
+        for method, items in mapping.items():
+            if not isinstance(items, list) or not all(isinstance(i, str) and "=" in i for i in items):
+                raise ConfigError(f"{where}.{method} must be a list of 'key=value' strings, got {items!r}")

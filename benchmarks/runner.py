@@ -66,6 +66,7 @@ class Job:
     target: str
     seed: int
     tag: str
+    variant: str = ""  # an ablation variant's name (Preset.variants), "" for the method's own settings
 
     @property
     def label(self) -> str:
@@ -100,6 +101,9 @@ class Sweep:
             cfg.optim.steps = max(1, round(cfg.optim.steps * self.preset.budget))
             cfg.optim.lr = cfg.optim.lr * self.preset.lr_scale
         cfg = apply_overrides(cfg, self.preset.overrides.get(job.method, []))
+        if job.variant:
+            variant = self.preset.variants[job.variant]
+            cfg = apply_overrides(cfg, variant.get("*", []) + variant.get(job.method, []))
         if hasattr(cfg, "seed") and len(self.preset.train_seeds) > 1:
             cfg.seed = job.seed
         return cfg
@@ -153,14 +157,20 @@ def build_sweep(
         runs_dir=runs_dir,
     )
     seeds = preset.train_seeds
+    for variant in preset.variants.values():
+        for name in variant:
+            if name != "*":
+                get_method(name)
     jobs = []
     for target in resolved:
         for method in methods:
-            for seed in seeds:
-                parts = [preset.tag] + ([f"seed{seed}"] if len(seeds) > 1 else [])
-                jobs.append(Job(method, target, seed, "-".join(p for p in parts if p)))
+            named = [v for v, o in preset.variants.items() if method in o or "*" in o] or [""]
+            for variant in named:
+                for seed in seeds:
+                    parts = [preset.tag, variant] + ([f"seed{seed}"] if len(seeds) > 1 else [])
+                    jobs.append(Job(method, target, seed, "-".join(p for p in parts if p), variant))
     sweep = Sweep(preset, catalogue, methods, resolved, jobs, settings, missing)
-    for job in jobs[: len(methods)]:
+    for job in {(j.method, j.variant): j for j in jobs}.values():
         sweep.method_config(job)  # a bad override key fails now, not hours into the sweep
     return sweep
 
@@ -210,7 +220,9 @@ def print_plan(sweep: Sweep, jobs: list[Job], world: int) -> None:
     p = sweep.preset
     print(f"preset {p.name}: {p.description}")
     print(
-        f"  {len(sweep.targets)} targets x {len(sweep.methods)} methods x {len(p.train_seeds)} seeds = "
+        f"  {len(sweep.targets)} targets x {len(sweep.methods)} methods x {len(p.train_seeds)} seeds"
+        + (f" (with {len(p.variants)} variants)" if p.variants else "")
+        + " = "
         f"{len(sweep.jobs)} jobs"
         + (f", this slice {len(jobs)}" if len(jobs) != len(sweep.jobs) else "")
         + f"; {done} done, {len(jobs) - done} to run; steps x{p.budget:g}, lr x{p.lr_scale:g}; answer seeds "
@@ -244,8 +256,22 @@ def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, 
             continue
         row = per_target_row(result, job.method, job.target)
         row["seed"] = job.seed
+        if sweep.preset.variants:
+            row["variant"] = job.variant or "default"
+            cfg = to_dict(sweep.method_config(job))
+            for key in dict.fromkeys(k for k in (sweep.preset.x, sweep.preset.series) if k):
+                row[key] = config_value(cfg, key)
         rows.append(row)
     return pd.DataFrame(rows), pd.DataFrame(base_rows), missing
+
+
+def config_value(cfg: dict, key: str):
+    """``cfg["a"]["b"]`` for key "a.b"; None where the method has no such key (a baseline's point)."""
+    for part in key.split("."):
+        if not isinstance(cfg, dict) or part not in cfg:
+            return None
+        cfg = cfg[part]
+    return cfg
 
 
 def run_sweep(
@@ -255,8 +281,13 @@ def run_sweep(
     dry_run: bool = False,
     wandb_mode: str = "offline",
     results_dir: str | Path | None = None,
+    report=None,
 ) -> int:
-    """Run (or resume) the sweep; returns 0 when every job has metrics, 1 on failures."""
+    """Run (or resume) the sweep; returns 0 when every job has metrics, 1 on failures or gaps.
+
+    ``report(per_target, base, out, label, missing) -> {name: path}`` writes the tables
+    (default: the benchmark tables of :func:`benchmarks.tables.write_all`; ablations pass theirs).
+    """
     procs = Processes()
     jobs = sweep.jobs[:limit] if limit else sweep.jobs
     if dry_run:
@@ -320,13 +351,13 @@ def run_sweep(
     if per_target.empty:
         print("no finished runs to tabulate")
         return 1
-    paths = write_all(per_target, base, out, preset.name, missing)
+    paths = (report or write_all)(per_target, base, out, preset.name, missing)
     save_sweep_record(sweep, jobs, out, wall, procs.world, ran)
     mirror.log_sweep(
         preset.name,
         to_dict(preset),
-        {"per_target": per_target, "summary": pd.read_csv(paths["summary"].with_suffix(".csv"))},
-        paths["plot"],
+        {name: pd.read_csv(path.with_suffix(".csv")) for name, path in paths.items() if path.suffix == ".md"},
+        paths.get("plot"),
     )
     print_summary(per_target, base, paths, wall, missing, mirror)
     return 1 if failed or missing else 0
@@ -357,7 +388,8 @@ def save_sweep_record(sweep: Sweep, jobs: list[Job], out: Path, wall: float, wor
 
 def print_summary(per_target, base, paths: dict, wall: float, missing: list[str], mirror: WandbMirror) -> None:
     shown = pd.concat([base, per_target], ignore_index=True) if len(base) else per_target
-    cols = ["method", "target", "UA", "IRA", "CRA", "FID", "time s", "storage MB"]
+    cols = ["method", *(["variant"] if "variant" in shown else []), "target", "UA", "IRA", "CRA", "FID", "time s"]
+    cols.append("storage MB")
     print("\n" + shown[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"\nsweep wall time {wall:.0f}s")
     if missing:

@@ -110,6 +110,17 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return run_sweep(sweep, limit=args.limit, dry_run=args.dry_run, wandb_mode=args.wandb, results_dir=args.results)
 
 
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from benchmarks.ablations import get_ablation, reporter
+    from benchmarks.runner import build_sweep, run_sweep
+
+    preset = get_ablation(args.name)
+    sweep = build_sweep(preset, targets=args.targets, runs_dir=args.runs)
+    results = Path(args.results) / preset.name
+    options = {"limit": args.limit, "dry_run": args.dry_run, "wandb_mode": args.wandb, "results_dir": results}
+    return run_sweep(sweep, report=reporter(preset), **options)
+
+
 def cmd_base_quality(args: argparse.Namespace) -> int:
     from benchmarks import base_model_quality
 
@@ -331,6 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=None, help="tables folder (default: results/benchmark/<preset>)")
     p.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("ablation", help="run (or resume) one ablation (ablations/<name>.yaml), then its table and plot")
+    p.add_argument("name", help="localization, sparsity, rank, tradeoff, timesteps, steps (files in ablations/)")
+    p.add_argument("--targets", nargs="+", default=None, help="override the ablation's validation targets")
+    p.add_argument("--dry-run", action="store_true", help="print the job list (done / to run) and stop")
+    p.add_argument("--limit", type=int, default=None, help="run only the first N jobs of the plan")
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--results", default="results/ablations", help="tables go to <results>/<name>/")
+    p.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
+    p.set_defaults(func=cmd_ablation)
     return parser
 
 

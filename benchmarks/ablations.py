@@ -1,0 +1,115 @@
+"""Ablations: one YAML per SPARE design choice under ``ablations/``, each run alone through the runner.
+
+    spare ablation <name> [--dry-run] [--limit N]      (= make ablation NAME=<name>)
+
+An ablation file is a preset (:class:`benchmarks.presets.Preset`) with ``variants``: named
+override sets, each a run folder tag ``abl-<variant>``. Every ablation names the SPARE
+default ``default``, so it is trained once and shared by all of them (same folder, same
+config hash). It resumes and shards like the benchmark, and writes
+``results/ablations/<name>/ablation.md`` / ``.csv`` (mean over its targets per variant) and
+``ablation.png`` (UA and retain accuracy against the ablated key, or UA against retain
+accuracy when the variants are not on one numeric axis), beside the per-target table.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.presets import Preset, get_preset
+from benchmarks.tables import COST, write_table
+from spare.errors import UserError
+from spare.io import atomic_path
+
+ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
+
+
+def ablation_names() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml")))
+
+
+def get_ablation(name: str) -> Preset:
+    """The ablation ``name`` (a file ablations/<name>.yaml); an unknown name lists the valid ones."""
+    path = ABLATIONS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        near = difflib.get_close_matches(name, ablation_names(), n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        raise UserError(f"unknown ablation {name!r}.{hint} Valid ablations: {', '.join(ablation_names())}")
+    preset = get_preset(str(path))
+    if not preset.variants:
+        raise UserError(f"ablation {name!r} ({path}) defines no variants")
+    return preset
+
+
+def ablation_table(per_target: pd.DataFrame, preset: Preset) -> pd.DataFrame:
+    """Mean over targets per (method, variant), with the ablated keys and mean retain accuracy."""
+    keys = [k for k in dict.fromkeys((preset.x, preset.series)) if k and k in per_target]
+    frame = per_target.assign(retain=(per_target["IRA"] + per_target["CRA"]) / 2)
+    group = ["method", "variant", *keys]
+    metrics = ["UA", "IRA", "CRA", "retain", "FID", *COST]
+    table = frame.groupby(group, sort=False, dropna=False)[metrics].mean().reset_index()
+    table["targets"] = frame.groupby(group, sort=False, dropna=False).size().to_numpy()
+    return table.rename(columns={"retain": "retain (IRA+CRA)/2"})
+
+
+def ablation_plot(table: pd.DataFrame, preset: Preset, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spare = table[table["method"] == "spare"]
+    others = table[table["method"] != "spare"]
+    x = preset.x
+    numeric = x and pd.to_numeric(spare[x], errors="coerce").notna().all() and not len(others)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    if numeric:
+        series = spare.groupby(preset.series, sort=False) if preset.series else [("SPARE", spare)]
+        for label, part in series:
+            part = part.assign(_x=pd.to_numeric(part[x])).sort_values("_x")
+            (line,) = ax.plot(part["_x"], part["UA"], marker="o", label=f"UA, {label}")
+            ax.plot(part["_x"], part["retain (IRA+CRA)/2"], marker="s", ls="--", color=line.get_color(),
+                    label=f"retain, {label}")  # fmt: skip
+        ax.set_xlabel(x)
+        ax.set_ylabel("accuracy, % (mean over targets)")
+        if pd.to_numeric(spare[x]).min() > 0 and pd.to_numeric(spare[x]).max() / pd.to_numeric(spare[x]).min() > 8:
+            ax.set_xscale("log")
+    else:
+        order = spare.assign(_x=pd.to_numeric(spare[x], errors="coerce") if x else np.nan).sort_values("_x")
+        ax.plot(order["retain (IRA+CRA)/2"], order["UA"], marker="o", color="black", label="SPARE variants")
+        for _, row in order.iterrows():
+            ax.annotate(str(row["variant"]), (row["retain (IRA+CRA)/2"], row["UA"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")  # fmt: skip
+        for _, row in others.iterrows():
+            ax.scatter(row["retain (IRA+CRA)/2"], row["UA"], marker="s", label=row["method"])
+        ax.set_xlabel("mean retain accuracy (IRA + CRA) / 2, %")
+        ax.set_ylabel("UA, %")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def reporter(preset: Preset):
+    """The runner's ``report`` hook for an ablation: per-target rows, the variant table, the plot."""
+
+    def report(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: str, missing) -> dict:
+        out.mkdir(parents=True, exist_ok=True)
+        gaps = ("Missing runs (not filled in): " + ", ".join(missing)) if missing else ""
+        rows = pd.concat([base, per_target], ignore_index=True) if len(base) else per_target
+        write_table(rows, out / "per_target", f"ablation {label}: every run", gaps)
+        table = ablation_table(per_target, preset)
+        note = f"{preset.description}. Targets: {', '.join(dict.fromkeys(per_target['target']))}; answer seeds "
+        note += " ".join(map(str, preset.sampling.seeds)) + (f". {gaps}" if gaps else "")
+        write_table(table, out / "ablation", f"ablation {label}: mean over targets per variant", note)
+        plot = ablation_plot(table, preset, out / "ablation.png", f"ablation {label}")
+        return {"per_target": out / "per_target.md", "ablation": out / "ablation.md", "plot": plot}
+
+    return report
