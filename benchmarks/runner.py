@@ -53,6 +53,7 @@ from spare.viz import answer_grid_png
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SEEDS = (0,)  # the methods' own seed: runs keep their plain folder names
 PATH_HELP = {
     "model": "--model DIR (the base text-to-image model: a diffusers folder with unet/, text_encoder/, ...)",
     "classifiers": "--classifiers DIR (with style/ and object/ classifier folders)",
@@ -104,7 +105,7 @@ class Sweep:
         if job.variant:
             variant = self.preset.variants[job.variant]
             cfg = apply_overrides(cfg, variant.get("*", []) + variant.get(job.method, []))
-        if hasattr(cfg, "seed") and len(self.preset.train_seeds) > 1:
+        if hasattr(cfg, "seed") and self.preset.train_seeds != DEFAULT_SEEDS:
             cfg.seed = job.seed
         return cfg
 
@@ -167,7 +168,7 @@ def build_sweep(
             named = [v for v, o in preset.variants.items() if method in o or "*" in o] or [""]
             for variant in named:
                 for seed in seeds:
-                    parts = [preset.tag, variant] + ([f"seed{seed}"] if len(seeds) > 1 else [])
+                    parts = [preset.tag, variant] + ([f"seed{seed}"] if seeds != DEFAULT_SEEDS else [])
                     jobs.append(Job(method, target, seed, "-".join(p for p in parts if p), variant))
     sweep = Sweep(preset, catalogue, methods, resolved, jobs, settings, missing)
     for job in {(j.method, j.variant): j for j in jobs}.values():

@@ -81,6 +81,9 @@ def test_presets_expand_into_their_job_lists(tmp_path):
     seeds = build_sweep(seeds.preset, methods=["ca"], targets=["object:Star"], runs_dir=str(tmp_path))
     assert [(j.seed, j.tag) for j in seeds.jobs] == [(0, "seed0"), (1, "seed1")]
     assert seeds.method_config(seeds.jobs[1]).seed == 1
+    seeds.preset.train_seeds = (3,)  # one other seed: its own folder, never the seed-0 run's
+    seeds = build_sweep(seeds.preset, methods=["ca"], targets=["object:Star"], runs_dir=str(tmp_path))
+    assert [(j.seed, j.tag) for j in seeds.jobs] == [(3, "seed3")] and seeds.method_config(seeds.jobs[0]).seed == 3
 
 
 def test_yaml_preset_keys_are_checked(tmp_path):
