@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import time
 import traceback
@@ -53,6 +54,7 @@ from spare.viz import answer_grid_png
 
 log = logging.getLogger(__name__)
 
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 DEFAULT_SEEDS = (0,)  # the methods' own seed: runs keep their plain folder names
 PATH_HELP = {
     "model": "--model DIR (the base text-to-image model: a diffusers folder with unet/, text_encoder/, ...)",
@@ -187,7 +189,7 @@ def check_paths(sweep: Sweep) -> None:
         ("model", Path(s.model), Path(s.model) / "unet"),
         ("classifiers", Path(s.classifiers), Path(s.classifiers) / "style"),
     ]
-    if s.data:
+    if s.data and not HUB_ID.fullmatch(s.data):  # a hub id is the loader's to resolve (it needs a network)
         checks.append(("data", Path(s.data), Path(s.data)))
     for key, root, inner in checks:
         if not inner.exists():
