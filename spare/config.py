@@ -80,6 +80,37 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     return cls(**kwargs)
 
 
+# Field metadata for an option added after runs were made: it enters the config hash only when
+# it is not at its default, so every earlier run keeps its key (and is not redone).
+HASH_IF_SET = {"hash": "if_set"}
+
+
+def hash_view(cfg: Any) -> dict[str, Any]:
+    """What a stage's cache key hashes: ``to_dict(cfg)`` minus HASH_IF_SET fields at their default."""
+    return yaml.safe_load(yaml.safe_dump(_hashed(cfg)))
+
+
+def _hashed(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        return {
+            f.name: _hashed(getattr(value, f.name))
+            for f in fields
+            if not (f.metadata.get("hash") == "if_set" and getattr(value, f.name) == _default(f))
+        }
+    if isinstance(value, dict):
+        return {k: _hashed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_hashed(v) for v in value]
+    return value
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON/YAML-able dict of a config (tuples become lists)."""
     return yaml.safe_load(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))

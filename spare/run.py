@@ -28,7 +28,7 @@ from evaluators.evaluate import RealReference, evaluate_answers, load_images, re
 from evaluators.fid import make_extractor
 from spare.answers import SamplingConfig, generate_answer_set
 from spare.concepts import get_catalogue
-from spare.config import to_dict
+from spare.config import hash_view, to_dict
 from spare.data import load_benchmark_data, load_fid_real_images, split_for_target
 from spare.io import atomic_path, config_hash, write_json
 from spare.methods import get_method
@@ -86,7 +86,8 @@ def plan_run(method: str, target: str, method_cfg: Any, settings: RunSettings) -
         "method_config": to_dict(method_cfg),
         "settings": to_dict(settings),
     }
-    return PlannedRun(run_dir(settings, method, concept.slug), config, config_hash(config))
+    hashed = {**config, "method_config": hash_view(method_cfg), "settings": hash_view(settings)}
+    return PlannedRun(run_dir(settings, method, concept.slug), config, config_hash(hashed))
 
 
 def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSettings, evaluate: bool = True) -> dict:

@@ -12,10 +12,10 @@ REPORTED = {"style:Ink_Outline", "object:Star"}  # the benchmark's reported targ
 
 
 def test_every_ablation_the_issue_names_exists():
-    assert set(ablation_names()) >= {"localization", "sparsity", "rank", "tradeoff", "timesteps", "steps"}
+    assert set(ablation_names()) >= {"localization", "sparsity", "rank", "tradeoff", "timesteps", "steps", "surrogate"}
 
 
-@pytest.mark.parametrize("name", ["localization", "sparsity", "rank", "tradeoff", "timesteps", "steps"])
+@pytest.mark.parametrize("name", ["localization", "sparsity", "rank", "tradeoff", "timesteps", "steps", "surrogate"])
 def test_ablation_expands_on_validation_targets_only(name, tmp_path):
     sweep = build_sweep(get_ablation(name), runs_dir=str(tmp_path))
     assert not REPORTED & set(sweep.targets) and sweep.settings.sampling.seeds == (1000, 1001)
@@ -54,7 +54,8 @@ def test_unknown_ablation_lists_the_valid_ones(capsys):
     with pytest.raises(UserError, match=r"unknown ablation 'rnk'. Did you mean 'rank'\? Valid ablations: loc"):
         get_ablation("rnk")
     assert main(["ablation", "sparsty"]) == 2
-    assert "Valid ablations: localization, rank, sparsity, steps, timesteps, tradeoff" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Valid ablations: localization, rank, sparsity, steps, surrogate, timesteps, tradeoff" in err
 
 
 def test_ablation_table_is_the_mean_over_targets_per_variant(tmp_path):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import datasets
 
-from spare.concepts import Catalogue, Concept
+from spare.concepts import Catalogue, Concept, get_catalogue
 from spare.errors import UserError
 
 
@@ -20,9 +21,10 @@ class TargetData:
     """
 
     target: Concept
-    surrogate: Concept
+    surrogate: Concept | None  # None: the empty prompt (see with_surrogate)
     forget: datasets.Dataset
     retain: datasets.Dataset
+    catalogue: str = ""  # the catalogue the names belong to
 
 
 def split_for_target(
@@ -55,10 +57,53 @@ def split_for_target(
         keep_in_memory=True,
     )
 
+    forget = _with_surrogate_prompts(forget, catalogue, concept, surrogate)
+    return TargetData(target=concept, surrogate=surrogate, forget=forget, retain=retain, catalogue=catalogue.name)
+
+
+def _with_surrogate_prompts(
+    forget: datasets.Dataset, catalogue: Catalogue, target: Concept, surrogate: Concept | None
+) -> datasets.Dataset:
+    """Each forget image's prompt with the target swapped for ``surrogate`` (None: the empty prompt)."""
+
     def surrogate_prompts(styles: list[str], objects: list[str]) -> dict[str, list[str]]:
-        if concept.kind == "style":
+        if surrogate is None:
+            return {"surrogate_prompt": [""] * len(styles)}
+        if target.kind == "style":
             return {"surrogate_prompt": [catalogue.prompt(surrogate.name, o) for o in objects]}
         return {"surrogate_prompt": [catalogue.prompt(s, surrogate.name) for s in styles]}
 
-    forget = forget.map(surrogate_prompts, input_columns=["style", "object"], batched=True, keep_in_memory=True)
-    return TargetData(target=concept, surrogate=surrogate, forget=forget, retain=retain)
+    forget = forget.remove_columns([c for c in ("surrogate_prompt",) if c in forget.column_names])
+    return forget.map(surrogate_prompts, input_columns=["style", "object"], batched=True, keep_in_memory=True)
+
+
+def with_surrogate(data: TargetData, surrogate: str) -> TargetData:
+    """The same split steered towards another surrogate.
+
+    ``surrogate``: ``"empty"`` (the empty prompt), ``"next"`` (the next benchmark concept of
+    the target's kind in catalogue order, skipping the default surrogate: one spec that works
+    for style and object targets alike), or a concept of the target's kind (``style:<Name>``
+    for a style target, ``object:<Name>`` for an object target).
+    """
+    catalogue = get_catalogue(data.catalogue)
+    if surrogate == "empty":
+        concept = None
+    elif surrogate == "next":
+        names = catalogue.styles if data.target.kind == "style" else catalogue.objects
+        start = names.index(data.target.name)
+        skip = {data.target, data.surrogate}
+        following = [Concept(data.target.kind, names[(start + i) % len(names)]) for i in range(1, len(names))]
+        concept = next(c for c in following if c not in skip)
+    else:
+        kind, _, name = surrogate.rpartition(":")
+        kind = kind or data.target.kind
+        if kind not in ("style", "object"):
+            raise UserError(f"surrogate {surrogate!r}: write style:<Name>, object:<Name> or 'empty'")
+        concept = Concept(kind, catalogue.style(name) if kind == "style" else catalogue.object(name))
+        if concept.kind != data.target.kind or concept == data.target:
+            raise UserError(
+                f"surrogate {surrogate!r} for {data.target}: give another {data.target.kind} of the catalogue "
+                f"or 'empty' (the empty prompt)"
+            )
+    forget = _with_surrogate_prompts(data.forget, catalogue, data.target, concept)
+    return dataclasses.replace(data, surrogate=concept, forget=forget)

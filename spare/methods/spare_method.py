@@ -31,7 +31,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from spare.config import HASH_IF_SET
 from spare.data import TargetData
+from spare.data.targets import with_surrogate
 from spare.methods import register_method
 from spare.methods.adapters import AdapterEdit, adapters_disabled, lora_modules
 from spare.methods.batches import ImageBatches
@@ -57,6 +59,10 @@ class SPAREConfig:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=400, lr=3e-3))
     timesteps: TimestepConfig = field(default_factory=TimestepConfig)
     seed: int = 0
+    # "": the benchmark's surrogate (Photo for a style, the catalogue's choice for an object);
+    # "empty": the empty prompt; "next": the next concept of the target's kind; or a concept of
+    # the target's kind, e.g. "style:Chalkboard" (spare.data.targets.with_surrogate)
+    surrogate: str = field(default="", metadata=HASH_IF_SET)
 
 
 def localize(pipe, forget: ImageBatches, target: str, cfg: SPAREConfig) -> tuple[list[str], dict, dict]:
@@ -74,6 +80,8 @@ def localize(pipe, forget: ImageBatches, target: str, cfg: SPAREConfig) -> tuple
 @register_method("spare", SPAREConfig, "saliency-localized LoRA trained by self-distillation towards a surrogate")
 def unlearn(pipe, data: TargetData, cfg: SPAREConfig) -> tuple[AdapterEdit, dict]:
     """Train a SPARE adapter that removes ``data.target``; returns the edit and a training report."""
+    if cfg.surrogate:
+        data = with_surrogate(data, cfg.surrogate)
     forget = ImageBatches(pipe, data.forget, "prompt", "surrogate_prompt")
     retain = ImageBatches(pipe, data.retain)
     names, masks, saliency = localize(pipe, forget, str(data.target), cfg)
@@ -115,5 +123,5 @@ def unlearn(pipe, data: TargetData, cfg: SPAREConfig) -> tuple[AdapterEdit, dict
         "timesteps": {"mode": cfg.timesteps.mode, "support": sampler.support(), **sampler.profile},
         "saliency": module_scores(saliency) if saliency else {},
     }
-    edit.meta.update(target=str(data.target), surrogate=str(data.surrogate))
+    edit.meta.update(target=str(data.target), surrogate=str(data.surrogate or "empty prompt"))
     return edit, report
