@@ -25,10 +25,10 @@ def test_surrogate_prompts(data):
     assert set(with_surrogate(style, "empty").forget["surrogate_prompt"]) == {""}
     nxt = with_surrogate(style, "next")  # Pop_Halftone is followed by Sunset_Silhouette in the catalogue
     assert str(nxt.surrogate) == "style:Sunset_Silhouette"
-    assert nxt.forget[0]["surrogate_prompt"] == f"A {row['object']} image in Sunset Silhouette style."  # names are written with spaces
+    assert nxt.forget[0]["surrogate_prompt"] == f"A {row['object']} image in Sunset Silhouette style."
     obj = data["object:Crescent"]
     chosen = with_surrogate(obj, "object:Ring")
-    assert chosen.forget[0]["surrogate_prompt"] == f"A Ring image in {obj.forget[0]['style']} style."
+    assert chosen.forget[0]["surrogate_prompt"] == f"A Ring image in {obj.forget[0]['style'].replace('_', ' ')} style."
     assert with_surrogate(obj, "next").surrogate not in (obj.target, obj.surrogate)
 
 
