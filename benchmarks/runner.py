@@ -46,6 +46,7 @@ from spare.run import (
     base_answers,
     evaluate_base,
     plan_run,
+    planned_base,
     real_features,
     run_dir,
     run_unlearning,
@@ -309,7 +310,8 @@ def run_sweep(
         print_plan(sweep, jobs, procs.world)
 
     # Stage 1: shared work, once. Base answers split across processes; real FID features by one.
-    base_answers(sweep.settings, shard=(procs.rank, procs.world))
+    if not all(planned_base(t, sweep.base_settings).done() for t in dict.fromkeys(j.target for j in jobs)):
+        base_answers(sweep.settings, shard=(procs.rank, procs.world))
     if procs.main:
         from evaluators.classifiers import load_classifier
         from evaluators.fid import make_extractor

@@ -221,15 +221,19 @@ def base_answers(settings: RunSettings, shard: tuple[int, int] = (0, 1)) -> pd.D
     return generate_answer_set(pipe, catalogue, settings.sampling, folder, desc="base answers", shard=shard)
 
 
+def planned_base(target: str, settings: RunSettings) -> PlannedRun:
+    """Where the base model's metrics for ``target`` live, and their key."""
+    concept = get_catalogue(settings.benchmark).target(target)
+    config = {"model": settings.model, "sampling": to_dict(settings.sampling), "classifiers": settings.classifiers}
+    return PlannedRun(run_dir(settings, "base", concept.slug), config, config_hash(config))
+
+
 def evaluate_base(target: str, settings: RunSettings) -> dict:
     """The base model's metrics for ``target`` (what unlearning is compared with)."""
-    catalogue = get_catalogue(settings.benchmark)
-    concept = catalogue.target(target)
-    key = config_hash(
-        {"model": settings.model, "sampling": to_dict(settings.sampling), "classifiers": settings.classifiers}
-    )
-    metrics_path = run_dir(settings, "base", concept.slug) / "metrics.json"
-    if metrics_path.exists() and json.loads(metrics_path.read_text()).get("config_key") == key:
+    concept = get_catalogue(settings.benchmark).target(target)
+    planned = planned_base(target, settings)
+    key, metrics_path = planned.key, planned.metrics_path
+    if planned.done():
         return json.loads(metrics_path.read_text())
     grid = base_answers(settings)
     result = _evaluate(grid, concept, settings)
