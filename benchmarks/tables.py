@@ -54,6 +54,9 @@ def per_target_row(result: dict, method: str, target: str) -> dict:
     row["FID"] = metrics[fid]["value"] if fid else np.nan
     row["FID features"] = fid or ""
     row["time s"] = metrics.get("time_s", {}).get("value", np.nan)
+    cost = result.get("cost") or {}
+    row["CPU s"] = cost.get("cpu_time_s", np.nan)  # runs made before the meter recorded it: blank
+    row["load"] = cost.get("load_1min", np.nan)  # machine load at the end: > cores means shared
     row["memory GB"] = metrics.get("memory_gb", {}).get("value", np.nan)
     row["storage MB"] = result.get("storage_bytes", np.nan) / 2**20
     row["trainable params"] = result.get("trainable_params")

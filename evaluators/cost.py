@@ -4,6 +4,11 @@
         edit = method.unlearn(...)
     cost.wall_time_s, cost.peak_memory_gb  # then cost.metrics(storage_bytes=edit.size_bytes)
 
+Wall time is what the tables report (as UnlearnCanvas does). Beside it the meter records the
+process's CPU time (all its threads) and the machine's 1-minute load average at the end, so
+a run that shared the machine with other work can be told apart (its wall time is inflated,
+its CPU time much less so).
+
 Peak memory is the accelerator's peak allocation (``torch.cuda.max_memory_allocated``) on
 a GPU, and the process's peak resident memory during the block on the CPU (sampled by a
 background thread, since the kernel's own high-water mark covers the whole process life).
@@ -31,6 +36,8 @@ class CostMeter:
         self.device = torch.device(device) if device is not None else None
         self.interval_s = interval_s
         self.wall_time_s = 0.0
+        self.cpu_time_s = 0.0
+        self.load_1min = 0.0
         self.peak_bytes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -62,6 +69,7 @@ class CostMeter:
             self._thread = threading.Thread(target=self._sample_rss, daemon=True)
             self._thread.start()
         self._start = time.perf_counter()
+        self._cpu_start = time.process_time()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -69,6 +77,8 @@ class CostMeter:
             torch.cuda.synchronize(self.device)
             self.peak_bytes = torch.cuda.max_memory_allocated(self.device)
         self.wall_time_s = time.perf_counter() - self._start
+        self.cpu_time_s = time.process_time() - self._cpu_start
+        self.load_1min = os.getloadavg()[0]
         if self._thread is not None:
             self._stop.set()
             self._thread.join()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,10 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
         report.update(
             config_key=key,
             time_s=cost.wall_time_s,
+            cpu_time_s=cost.cpu_time_s,
+            load_1min=cost.load_1min,
+            cpu_count=os.cpu_count(),
+            device=str(pipe.device),
             memory_gb=cost.peak_memory_gb,
             memory_kind=cost.memory_kind,
             storage_bytes=edit_size_bytes(edit_dir),
@@ -155,6 +160,7 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
         config_key=key,
         storage_bytes=report["storage_bytes"],
         memory_kind=report["memory_kind"],
+        cost={k: report.get(k) for k in ("time_s", "cpu_time_s", "load_1min", "cpu_count", "device")},
         trainable_params=report.get("trainable_params"),
         trainable_share=report.get("trainable_share"),
         provenance=started,
