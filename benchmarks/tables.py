@@ -113,20 +113,27 @@ def published_side_by_side(per_target: pd.DataFrame, world: str) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def integer_columns(frame: pd.DataFrame, columns: Sequence[str] = ("seed", "trainable params")) -> pd.DataFrame:
+    """Counts stay integers in the tables even where base-model rows leave them blank."""
+    present = [c for c in columns if c in frame]
+    return frame.astype({c: "Int64" for c in present})
+
+
 def write_table(frame: pd.DataFrame, path: Path, title: str, note: str = "") -> None:
     """CSV (full precision) and Markdown (2 decimals) beside each other, both written atomically."""
     with atomic_path(path.with_suffix(".csv")) as tmp:
         frame.to_csv(tmp, index=False)
-    shown = frame.map(
-        lambda v: (
-            f"{v:.2f}"
-            if isinstance(v, float) and not np.isnan(v)
-            else ("-" if v is None or (isinstance(v, float) and np.isnan(v)) else v)
-        )
-    )
+    shown = frame.map(_cell)
     body = shown.to_markdown(index=False, disable_numparse=True)
     with atomic_path(path.with_suffix(".md")) as tmp:
         tmp.write_text(f"# {title}\n\n" + (note + "\n\n" if note else "") + body + "\n")
+
+
+def _cell(v):
+    """Markdown cell: floats to 2 decimals, blanks (None, NaN, NA) as "-", the rest as written."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return "-"
+    return f"{v:.2f}" if isinstance(v, float) else v
 
 
 def tradeoff_plot(per_target: pd.DataFrame, path: Path, title: str) -> Path:
@@ -171,6 +178,7 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
     gaps = ("Missing runs (not filled in): " + ", ".join(missing)) if missing else ""
     paths = {}
     table = pd.concat([base, per_target], ignore_index=True) if len(base) else per_target
+    table = integer_columns(table)
     write_table(table, out / "per_target", f"{label}: every run (from runs/*/metrics.json)", gaps)
     paths["per_target"] = out / "per_target.md"
     write_table(
