@@ -4,8 +4,8 @@
 
 1. Calibrate: each trained method runs ``--calib-steps`` optimisation steps on the first
    target (no evaluation), one after another on the same machine. Its report gives the
-   set-up time (masks, saliency, frozen copies: ``time_s`` minus the loop) and the seconds
-   per step.
+   seconds per steady step (from the step log, after the first step) and the set-up time
+   (masks, saliency, frozen copies, warm-up: ``time_s`` minus steps x s/step).
 2. Budget: SPARE's wall time at its default step count, ``setup + steps x s/step`` from the
    same calibration. Every method gets ``(budget - its setup) / its s/step`` steps; its
    learning rate and everything else stay at the budget-rule defaults (UCE is closed form
@@ -49,9 +49,10 @@ def calibrate(sweep, method: str, target: str, steps: int) -> Calibration:
     cfg = apply_overrides(default, [f"optim.steps={steps}"])
     settings = dataclasses.replace(sweep.settings, tag=f"calib-{steps}")
     report = run_unlearning(method, target, cfg, settings, evaluate=False)
-    last = report["log"][-1]
-    loop_s = last["elapsed_s"]
-    return Calibration(method, report["time_s"] - loop_s, loop_s / (last["step"] + 1), default.optim.steps)
+    first, last = report["log"][0], report["log"][-1]  # logged after steps 0 and steps - 1
+    s_per_step = (last["elapsed_s"] - first["elapsed_s"]) / (last["step"] - first["step"])
+    # everything that is not a steady step (masks, saliency, copies, the first step's warm-up) is set-up
+    return Calibration(method, report["time_s"] - steps * s_per_step, s_per_step, default.optim.steps)
 
 
 def reference_budget(calibrations: list[Calibration], reference: str = REFERENCE) -> float:
