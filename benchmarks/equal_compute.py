@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--results", default="results/baselines/equal_compute")
     parser.add_argument("--wandb", default="offline")
+    parser.add_argument("--tables-only", action="store_true", help="only the tables of the finished runs")
     args = parser.parse_args(argv)
     out = Path(args.results)
 
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "preset.yaml").write_text(yaml.safe_dump(to_dict(equal), sort_keys=False))
     sweep = build_sweep(equal, methods=args.methods, targets=args.targets, runs_dir=args.runs)
-    return run_sweep(sweep, wandb_mode=args.wandb, results_dir=out)
+    return run_sweep(sweep, wandb_mode=args.wandb, results_dir=out, tables_only=args.tables_only)
 
 
 if __name__ == "__main__":

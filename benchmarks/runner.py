@@ -283,6 +283,7 @@ def run_sweep(
     *,
     limit: int | None = None,
     dry_run: bool = False,
+    tables_only: bool = False,
     wandb_mode: str = "offline",
     results_dir: str | Path | None = None,
     report=None,
@@ -291,6 +292,7 @@ def run_sweep(
 
     ``report(per_target, base, out, label, missing) -> {name: path}`` writes the tables
     (default: the benchmark tables of :func:`benchmarks.tables.write_all`; ablations pass theirs).
+    ``tables_only`` skips stages 1 and 2: the tables of whatever is done, the rest listed as missing.
     """
     procs = Processes()
     jobs = sweep.jobs[:limit] if limit else sweep.jobs
@@ -309,10 +311,12 @@ def run_sweep(
     if procs.main:
         print_plan(sweep, jobs, procs.world)
 
+    if tables_only:
+        mine = []
     # Stage 1: shared work, once. Base answers split across processes; real FID features by one.
-    if not all(planned_base(t, sweep.base_settings).done() for t in dict.fromkeys(j.target for j in jobs)):
+    if mine and not all(planned_base(t, sweep.base_settings).done() for t in dict.fromkeys(j.target for j in jobs)):
         base_answers(sweep.settings, shard=(procs.rank, procs.world))
-    if procs.main:
+    if procs.main and mine:
         from evaluators.classifiers import load_classifier
         from evaluators.fid import make_extractor
 

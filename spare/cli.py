@@ -107,7 +107,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if not (MINI_CLASSIFIERS / "style" / "model.safetensors").exists():
             print(f"{MINI_CLASSIFIERS} not found: training them (about 5 minutes on 2 cores)")
             cmd_classifiers(argparse.Namespace(config=None, overrides=[f"out_dir={MINI_CLASSIFIERS}"]))
-    return run_sweep(sweep, limit=args.limit, dry_run=args.dry_run, wandb_mode=args.wandb, results_dir=args.results)
+    options = {"limit": args.limit, "dry_run": args.dry_run, "tables_only": args.tables_only}
+    return run_sweep(sweep, wandb_mode=args.wandb, results_dir=args.results, **options)
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
@@ -117,7 +118,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     preset = get_ablation(args.name)
     sweep = build_sweep(preset, targets=args.targets, runs_dir=args.runs)
     results = Path(args.results) / preset.name
-    options = {"limit": args.limit, "dry_run": args.dry_run, "wandb_mode": args.wandb, "results_dir": results}
+    options = {"limit": args.limit, "dry_run": args.dry_run, "tables_only": args.tables_only}
+    options.update(wandb_mode=args.wandb, results_dir=results)
     return run_sweep(sweep, report=reporter(preset), **options)
 
 
@@ -333,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", nargs="+", default=None, help="only these targets (style:<Name> / object:<Name>)")
     p.add_argument("--dry-run", action="store_true", help="print the job list (done / to run) and stop")
     p.add_argument("--limit", type=int, default=None, help="run only the first N jobs of the plan")
+    p.add_argument("--tables-only", action="store_true", help="only render the tables of the finished jobs")
     p.add_argument("--benchmark", default=None, help="override the preset's world (mini, unlearncanvas)")
     p.add_argument("--model", default=None, help="base model folder (canvas-mini: the committed one)")
     p.add_argument("--classifiers", default=None, help="classifiers folder (canvas-mini: the committed ones)")
@@ -348,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", nargs="+", default=None, help="override the ablation's validation targets")
     p.add_argument("--dry-run", action="store_true", help="print the job list (done / to run) and stop")
     p.add_argument("--limit", type=int, default=None, help="run only the first N jobs of the plan")
+    p.add_argument("--tables-only", action="store_true", help="only render the tables of the finished jobs")
     p.add_argument("--runs", default="runs")
     p.add_argument("--results", default="results/ablations", help="tables go to <results>/<name>/")
     p.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import tables
 from benchmarks.presets import get_preset
-from benchmarks.runner import build_sweep
+from benchmarks.runner import build_sweep, run_sweep
 from spare.cli import main
 from spare.errors import UserError
 
@@ -225,3 +225,14 @@ def test_equal_compute_gives_every_method_the_reference_wall_time():
     # by hand: budget 20 + 400 x 1.0 = 420 s; esd (420 - 5) / 0.5 = 830 steps; ca (420 - 100) / 2 = 160
     assert reference_budget(cals) == 420.0
     assert equal_steps(cals) == {"spare": 400, "esd": 830, "ca": 160}
+
+
+def test_tables_only_renders_what_is_done_and_lists_the_rest(reference, tmp_path, capsys):
+    preset = get_preset(str(reference / "tiny.yaml"))
+    preset.methods = ("uce", "ca", "fmn")  # fmn never ran in the reference sweep
+    sweep = build_sweep(preset, runs_dir=str(reference / "runs"))
+    code = run_sweep(sweep, tables_only=True, wandb_mode="off", results_dir=tmp_path / "t")
+    assert code == 1 and "missing runs: fmn style:Ink_Outline @tiny, fmn object:Star @tiny" in capsys.readouterr().out
+    ours = pd.read_csv(tmp_path / "t" / "per_target.csv")[QUALITY]
+    pd.testing.assert_frame_equal(ours, pd.read_csv(reference / "results" / "per_target.csv")[QUALITY])
+    assert "Missing runs (not filled in): fmn style:Ink_Outline @tiny" in (tmp_path / "t" / "summary.md").read_text()
