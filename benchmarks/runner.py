@@ -18,6 +18,7 @@ same thread count per process, N processes write the same metrics files as one.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -373,7 +374,19 @@ def run_sweep(
 
 
 def save_sweep_record(sweep: Sweep, jobs: list[Job], out: Path, wall: float, world: int, ran: int) -> None:
-    """The resolved preset, the job list and each run's config, beside the tables."""
+    """The resolved preset, the job list, every invocation's wall time and each run's config, beside the tables.
+
+    Invocations accumulate: a resumed sweep or a tables-only pass adds its own entry, so the
+    wall time of the invocation that did the work is never overwritten.
+    """
+    previous = out / "sweep.json"
+    record = json.loads(previous.read_text()) if previous.exists() else {}
+    history = record.get("invocations", [])
+    if "wall_time_s_this_time" in record:  # written before invocations were kept
+        history = [{"wall_time_s": record["wall_time_s_this_time"], "jobs_run": record["jobs_run_this_time"]}]
+    history.append(
+        {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_time_s": wall, "jobs_run": ran, "processes": world}
+    )
     write_json(
         out / "sweep.json",
         {
@@ -383,8 +396,8 @@ def save_sweep_record(sweep: Sweep, jobs: list[Job], out: Path, wall: float, wor
             "settings": to_dict(sweep.settings),
             "jobs": [dataclasses.asdict(j) for j in jobs],
             "processes": world,
-            "jobs_run_this_time": ran,
-            "wall_time_s_this_time": wall,
+            "invocations": history,
+            "total_wall_time_s": sum(h["wall_time_s"] for h in history),  # of this results folder's invocations
         },
     )
     for job in jobs:

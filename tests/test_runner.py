@@ -236,3 +236,14 @@ def test_tables_only_renders_what_is_done_and_lists_the_rest(reference, tmp_path
     ours = pd.read_csv(tmp_path / "t" / "per_target.csv")[QUALITY]
     pd.testing.assert_frame_equal(ours, pd.read_csv(reference / "results" / "per_target.csv")[QUALITY])
     assert "Missing runs (not filled in): fmn style:Ink_Outline @tiny" in (tmp_path / "t" / "summary.md").read_text()
+
+
+def test_sweep_record_keeps_every_invocations_wall_time(tmp_path):
+    from benchmarks.runner import save_sweep_record
+
+    sweep = build_sweep(get_preset("mini-quick"), runs_dir=str(tmp_path / "runs"))
+    save_sweep_record(sweep, sweep.jobs, tmp_path, 1643.0, 1, 18)  # the sweep that did the work
+    save_sweep_record(sweep, sweep.jobs, tmp_path, 1.0, 1, 0)  # a resume that found everything done
+    record = json.loads((tmp_path / "sweep.json").read_text())
+    assert [(i["wall_time_s"], i["jobs_run"]) for i in record["invocations"]] == [(1643.0, 18), (1.0, 0)]
+    assert record["total_wall_time_s"] == 1644.0 and len(record["jobs"]) == 18
