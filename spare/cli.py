@@ -29,6 +29,26 @@ def _add_benchmark_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="UnlearnCanvas folder, parquet shards, saved dataset or hub id")
 
 
+def _add_sweep_args(parser: argparse.ArgumentParser, results: str) -> None:
+    """The options every sweep command shares (spare benchmark, spare ablation)."""
+    parser.add_argument("--dry-run", action="store_true", help="print the job list (done / to run) and stop")
+    parser.add_argument("--limit", type=int, default=None, help="run only the first N jobs of the plan")
+    parser.add_argument("--tables-only", action="store_true", help="only render the tables of the finished jobs")
+    parser.add_argument("--runs", default="runs", help="runs folder (default: runs)")
+    parser.add_argument("--results", default=None, help=f"tables folder (default: {results})")
+    parser.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
+
+
+def _sweep_options(args: argparse.Namespace, results: str | Path | None) -> dict:
+    return {
+        "limit": args.limit,
+        "dry_run": args.dry_run,
+        "tables_only": args.tables_only,
+        "wandb_mode": args.wandb,
+        "results_dir": results,
+    }
+
+
 def _add_config_args(parser: argparse.ArgumentParser, config_name: str, example: str) -> None:
     parser.add_argument("--config", default=None, help=f"YAML file with {config_name} fields")
     parser.add_argument("overrides", nargs="*", help=f"key=value overrides, e.g. {example}")
@@ -107,8 +127,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if not (MINI_CLASSIFIERS / "style" / "model.safetensors").exists():
             print(f"{MINI_CLASSIFIERS} not found: training them (about 5 minutes on 2 cores)")
             cmd_classifiers(argparse.Namespace(config=None, overrides=[f"out_dir={MINI_CLASSIFIERS}"]))
-    options = {"limit": args.limit, "dry_run": args.dry_run, "tables_only": args.tables_only}
-    return run_sweep(sweep, wandb_mode=args.wandb, results_dir=args.results, **options)
+    return run_sweep(sweep, **_sweep_options(args, args.results))
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
@@ -117,10 +136,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 
     preset = get_ablation(args.name)
     sweep = build_sweep(preset, targets=args.targets, runs_dir=args.runs)
-    results = Path(args.results) / preset.name
-    options = {"limit": args.limit, "dry_run": args.dry_run, "tables_only": args.tables_only}
-    options.update(wandb_mode=args.wandb, results_dir=results)
-    return run_sweep(sweep, report=reporter(preset), **options)
+    results = Path(args.results or "results/ablations") / preset.name
+    return run_sweep(sweep, report=reporter(preset), **_sweep_options(args, results))
 
 
 def cmd_base_quality(args: argparse.Namespace) -> int:
@@ -333,28 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="mini-quick", help="mini-quick (default), mini-full, unlearncanvas or a .yaml")
     p.add_argument("--methods", nargs="+", default=None, help="only these registered methods")
     p.add_argument("--targets", nargs="+", default=None, help="only these targets (style:<Name> / object:<Name>)")
-    p.add_argument("--dry-run", action="store_true", help="print the job list (done / to run) and stop")
-    p.add_argument("--limit", type=int, default=None, help="run only the first N jobs of the plan")
-    p.add_argument("--tables-only", action="store_true", help="only render the tables of the finished jobs")
+    _add_sweep_args(p, "results/benchmark/<preset>")
     p.add_argument("--benchmark", default=None, help="override the preset's world (mini, unlearncanvas)")
     p.add_argument("--model", default=None, help="base model folder (canvas-mini: the committed one)")
     p.add_argument("--classifiers", default=None, help="classifiers folder (canvas-mini: the committed ones)")
     p.add_argument("--data", default=None, help="UnlearnCanvas folder, parquet shards or saved dataset")
     p.add_argument("--inception", default=None, help="local Inception-v3 FID weights (else FID on classifier features)")
-    p.add_argument("--runs", default="runs", help="runs folder (default: runs)")
-    p.add_argument("--results", default=None, help="tables folder (default: results/benchmark/<preset>)")
-    p.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("ablation", help="run (or resume) one ablation (ablations/<name>.yaml), then its table and plot")
     p.add_argument("name", help="localization, sparsity, rank, tradeoff, timesteps, steps (files in ablations/)")
     p.add_argument("--targets", nargs="+", default=None, help="override the ablation's validation targets")
-    p.add_argument("--dry-run", action="store_true", help="print the job list (done / to run) and stop")
-    p.add_argument("--limit", type=int, default=None, help="run only the first N jobs of the plan")
-    p.add_argument("--tables-only", action="store_true", help="only render the tables of the finished jobs")
-    p.add_argument("--runs", default="runs")
-    p.add_argument("--results", default="results/ablations", help="tables go to <results>/<name>/")
-    p.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
+    _add_sweep_args(p, "results/ablations/<name>")
     p.set_defaults(func=cmd_ablation)
     return parser
 
