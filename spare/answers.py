@@ -17,9 +17,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from spare.concepts import Catalogue
-from spare.config import to_dict
+from spare.config import HASH_IF_SET, ConfigError, hash_view, to_dict
 from spare.io import atomic_path, config_hash, write_json
-from spare.pipeline import T2IPipeline
+from spare.pipeline import PRECISIONS, SAMPLERS, T2IPipeline
 
 UNLEARNCANVAS_SEEDS = (188, 288, 588, 688, 888)
 
@@ -42,6 +42,16 @@ class SamplingConfig:
     micro_batch: int = 32  # images per network call; fixed so images never depend on batching
     styles: tuple[str, ...] = field(default_factory=tuple)  # empty: every style class (benchmark + photo)
     objects: tuple[str, ...] = field(default_factory=tuple)  # empty: every object
+    # "bf16": the UNet runs under bf16 autocast (about 1.6x faster on these CPUs, images within a
+    # few grey levels of fp32's); the sampler's own arithmetic stays fp32. Hashed only when set.
+    precision: str = field(default="fp32", metadata=HASH_IF_SET)
+
+    def __post_init__(self) -> None:
+        # checked when a preset or config is read, not after the training it follows
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}; valid samplers: {', '.join(SAMPLERS)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown sampling precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
 
 
 def answer_grid(catalogue: Catalogue, cfg: SamplingConfig) -> pd.DataFrame:
@@ -95,6 +105,7 @@ def generate_answer_set(
             guidance=cfg.guidance,
             sampler=cfg.sampler,
             micro_batch=cfg.micro_batch,
+            precision=cfg.precision,
         )
         for path, img in zip(chunk["path"], images, strict=True):
             with atomic_path(path) as tmp:
@@ -102,6 +113,6 @@ def generate_answer_set(
         bar.update(len(chunk))
     bar.close()
     write_json(
-        out_dir / "answer_set.json", {"sampling": to_dict(cfg), "key": config_hash(to_dict(cfg)), "images": len(grid)}
+        out_dir / "answer_set.json", {"sampling": to_dict(cfg), "key": config_hash(hash_view(cfg)), "images": len(grid)}
     )
     return grid

@@ -250,7 +250,11 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     if model is None or classifiers is None:
         raise UserError(f"benchmark {catalogue.name!r} needs --model DIR and --classifiers DIR")
     sampling = SamplingConfig(
-        seeds=tuple(args.seeds), steps=args.sample_steps, guidance=args.guidance, sampler=args.sampler
+        seeds=tuple(args.seeds),
+        steps=args.sample_steps,
+        guidance=args.guidance,
+        sampler=args.sampler,
+        precision=args.precision,
     )
     settings = RunSettings(
         args.benchmark, model, classifiers, args.data, args.surrogate, args.inception, sampling, tag=args.tag
@@ -337,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=9.0)
     p.add_argument("--sampler", default="dpm", help="ddim or dpm")
+    p.add_argument("--precision", default="fp32", help="answer-set sampling: fp32 or bf16 (autocast)")
     p.add_argument("--no-eval", action="store_true", help="only unlearn and save the edit")
     p.add_argument("--tag", default="", help="name of this variant; its run folder is <kind>-<Name>@<tag>")
     p.add_argument("overrides", nargs="*", help="method config overrides, e.g. optim.steps=200 q=0.25")

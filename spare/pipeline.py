@@ -32,6 +32,7 @@ from spare.concepts import Catalogue
 from spare.errors import UserError
 
 SAMPLERS = ("ddim", "dpm")
+PRECISIONS = ("fp32", "bf16")  # answer-set sampling: the network under fp32 or bf16 autocast
 SPECIAL_TOKENS = {"pad": "[PAD]", "unk": "[UNK]", "bos": "[BOS]", "eos": "[EOS]"}
 
 
@@ -143,6 +144,7 @@ class T2IPipeline:
         sampler: str = "ddim",
         eta: float = 0.0,
         micro_batch: int = 32,
+        precision: str = "fp32",
     ) -> np.ndarray:
         """Generate one image per prompt as ``(B, H, W, 3)`` uint8.
 
@@ -150,20 +152,31 @@ class T2IPipeline:
         micro-batches of exactly ``micro_batch`` images (the last one padded), because matrix
         kernels round differently for different batch sizes: so an image is bit-identical
         whatever batch it was requested in. Classifier-free guidance when ``guidance`` != 1.
+        ``precision="bf16"`` runs the network under bf16 autocast; noise, guidance and the
+        sampler's steps stay fp32.
         """
         if len(prompts) != len(seeds):
             raise ValueError("one seed per prompt")
+        if precision not in PRECISIONS:
+            raise UserError(f"unknown sampling precision {precision!r}; valid precisions: {', '.join(PRECISIONS)}")
         out = []
         for i in range(0, len(prompts), micro_batch):
             chunk_p, chunk_s = list(prompts[i : i + micro_batch]), list(seeds[i : i + micro_batch])
             n = len(chunk_p)
             chunk_p += [chunk_p[-1]] * (micro_batch - n)
             chunk_s += [chunk_s[-1]] * (micro_batch - n)
-            out.append(self._sample_batch(chunk_p, chunk_s, steps, guidance, sampler, eta)[:n])
+            out.append(self._sample_batch(chunk_p, chunk_s, steps, guidance, sampler, eta, precision)[:n])
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
 
     def _sample_batch(
-        self, prompts: list[str], seeds: list[int], steps: int, guidance: float, sampler: str, eta: float
+        self,
+        prompts: list[str],
+        seeds: list[int],
+        steps: int,
+        guidance: float,
+        sampler: str,
+        eta: float,
+        precision: str,
     ) -> np.ndarray:
         scheduler = self.sampler(sampler)
         scheduler.set_timesteps(steps)
@@ -176,7 +189,9 @@ class T2IPipeline:
         extra = {"eta": eta} if sampler == "ddim" else {}
         for t in scheduler.timesteps:
             x_in = scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
-            eps = self.predict_noise(x_in, t.expand(x_in.shape[0]).to(self.device), emb)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                eps = self.predict_noise(x_in, t.expand(x_in.shape[0]).to(self.device), emb)
+            eps = eps.float()
             if guided:
                 eps_u, eps_c = eps.chunk(2)
                 eps = eps_u + guidance * (eps_c - eps_u)

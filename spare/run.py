@@ -212,7 +212,7 @@ def _evaluate(grid, concept, settings: RunSettings) -> dict:
 
 
 def _base_key(settings: RunSettings) -> str:
-    return config_hash({"model": settings.model, "sampling": to_dict(settings.sampling)})
+    return config_hash({"model": settings.model, "sampling": hash_view(settings.sampling)})
 
 
 def base_answers(settings: RunSettings, shard: tuple[int, int] = (0, 1)) -> pd.DataFrame:
@@ -230,7 +230,7 @@ def base_answers(settings: RunSettings, shard: tuple[int, int] = (0, 1)) -> pd.D
 def planned_base(target: str, settings: RunSettings) -> PlannedRun:
     """Where the base model's metrics for ``target`` live, and their key."""
     concept = get_catalogue(settings.benchmark).target(target)
-    config = {"model": settings.model, "sampling": to_dict(settings.sampling), "classifiers": settings.classifiers}
+    config = {"model": settings.model, "sampling": hash_view(settings.sampling), "classifiers": settings.classifiers}
     return PlannedRun(run_dir(settings, "base", concept.slug), config, config_hash(config))
 
 

@@ -9,9 +9,12 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from spare.answers import SamplingConfig, answer_grid, generate_answer_set
+from spare.cli import MINI_BASE_MODEL
 from spare.concepts import get_catalogue
+from spare.config import ConfigError, hash_view, to_dict
 from spare.data.canvas_mini import CANVAS_MINI
 from spare.errors import UserError
+from spare.io import config_hash
 from spare.pipeline import ModelPathError, T2IPipeline, TinyModelConfig, build_tiny_pipeline, build_tokenizer
 
 TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
@@ -145,3 +148,26 @@ def test_bad_model_folder_and_sampler(tmp_path):
         T2IPipeline.from_pretrained(tmp_path / "corrupt")
     with pytest.raises(UserError, match="valid samplers: ddim, dpm"):
         build_tiny_pipeline(CANVAS_MINI, TINY).sampler("euler")
+    with pytest.raises(ConfigError, match="valid samplers: ddim, dpm"):
+        SamplingConfig(sampler="euler")
+    with pytest.raises(ConfigError, match="valid: fp32, bf16"):
+        SamplingConfig(precision="fp16")
+
+
+def test_bf16_sampling_is_close_to_fp32_and_keyed_apart():
+    """bf16 autocast changes images by a few grey levels only, and gets its own answer-set key;
+    fp32 keeps the key it had before the option existed (no earlier answer set is invalidated)."""
+    pipe = T2IPipeline.from_pretrained(MINI_BASE_MODEL)
+    prompts = ["A Star image in Ink_Outline style.", "A Crescent image in Photo style."] * 2
+    seeds = [188, 288, 588, 688]
+    fp32 = pipe.sample(prompts, seeds, steps=10, guidance=9.0, sampler="dpm", micro_batch=4).astype(float)
+    bf16 = pipe.sample(prompts, seeds, steps=10, guidance=9.0, sampler="dpm", micro_batch=4, precision="bf16")
+    diff = np.abs(fp32 - bf16.astype(float))
+    assert 0 < diff.mean() < 8, diff.mean()  # not bit-identical (autocast is on), yet the same images
+    with pytest.raises(UserError, match="valid precisions: fp32, bf16"):
+        pipe.sample(prompts[:1], seeds[:1], steps=1, precision="fp16")
+
+    plain = SamplingConfig()
+    before = {k: v for k, v in to_dict(plain).items() if k != "precision"}  # the dict keys hashed before
+    assert config_hash(hash_view(plain)) == config_hash(before)
+    assert config_hash(hash_view(SamplingConfig(precision="bf16"))) != config_hash(before)

@@ -65,7 +65,7 @@ def test_presets_expand_into_their_job_lists(tmp_path):
     quick = build_sweep(get_preset("mini-quick"), runs_dir=str(tmp_path))
     assert len(quick.jobs) == 2 * 9 and {j.tag for j in quick.jobs} == {"quick"}
     spare_job = next(j for j in quick.jobs if j.method == "spare")
-    assert quick.method_config(spare_job).optim.steps == 100  # 400 x 0.25
+    assert quick.method_config(spare_job).optim.steps == 80  # 400 x 0.2
     assert quick.settings.sampling.seeds == (188,)
 
     uc = build_sweep(get_preset("unlearncanvas"), runs_dir=str(tmp_path))
