@@ -29,13 +29,13 @@ def _add_benchmark_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="UnlearnCanvas folder, parquet shards, saved dataset or hub id")
 
 
-def _add_sweep_args(parser: argparse.ArgumentParser, results: str) -> None:
+def _add_sweep_args(parser: argparse.ArgumentParser, results_help: str) -> None:
     """The options every sweep command shares (spare benchmark, spare ablation)."""
     parser.add_argument("--dry-run", action="store_true", help="print the job list (done / to run) and stop")
     parser.add_argument("--limit", type=int, default=None, help="run only the first N jobs of the plan")
     parser.add_argument("--tables-only", action="store_true", help="only render the tables of the finished jobs")
     parser.add_argument("--runs", default="runs", help="runs folder (default: runs)")
-    parser.add_argument("--results", default=None, help=f"tables folder (default: {results})")
+    parser.add_argument("--results", default=None, help=results_help)
     parser.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
 
 
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="mini-quick", help="mini-quick (default), mini-full, unlearncanvas or a .yaml")
     p.add_argument("--methods", nargs="+", default=None, help="only these registered methods")
     p.add_argument("--targets", nargs="+", default=None, help="only these targets (style:<Name> / object:<Name>)")
-    _add_sweep_args(p, "results/benchmark/<preset>")
+    _add_sweep_args(p, "tables folder (default: results/benchmark/<preset>)")
     p.add_argument("--benchmark", default=None, help="override the preset's world (mini, unlearncanvas)")
     p.add_argument("--model", default=None, help="base model folder (canvas-mini: the committed one)")
     p.add_argument("--classifiers", default=None, help="classifiers folder (canvas-mini: the committed ones)")
@@ -364,9 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("ablation", help="run (or resume) one ablation (ablations/<name>.yaml), then its table and plot")
-    p.add_argument("name", help="localization, sparsity, rank, tradeoff, timesteps, steps (files in ablations/)")
+    p.add_argument("name", help="an ablation: a file ablations/<name>.yaml (an unknown name lists them)")
     p.add_argument("--targets", nargs="+", default=None, help="override the ablation's validation targets")
-    _add_sweep_args(p, "results/ablations/<name>")
+    _add_sweep_args(p, "parent folder of the tables: they go to <results>/<name> (default: results/ablations)")
     p.set_defaults(func=cmd_ablation)
     return parser
 
