@@ -37,9 +37,9 @@ from benchmarks.tables import per_target_row, read_metrics, write_all
 from benchmarks.wandb_mirror import WandbMirror
 from spare.cli import MINI_BASE_MODEL, MINI_CLASSIFIERS
 from spare.concepts import Catalogue, get_catalogue
-from spare.config import apply_overrides, to_dict
+from spare.config import ConfigError, apply_overrides, from_dict, hash_view, to_dict
 from spare.errors import UserError
-from spare.io import write_json
+from spare.io import config_hash, write_json
 from spare.methods import get_method, method_names
 from spare.run import (
     PlannedRun,
@@ -373,19 +373,39 @@ def run_sweep(
     return 1 if failed or missing else 0
 
 
+def _same_preset(stored: dict | None, preset: Preset) -> bool:
+    """Whether a preset stored by an earlier version (``to_dict``) is ``preset``, up to options added since."""
+    try:
+        return stored is not None and hash_view(from_dict(Preset, stored)) == hash_view(preset)
+    except (ConfigError, TypeError):  # keys this version does not know: not the same plan
+        return False
+
+
 def save_sweep_record(sweep: Sweep, jobs: list[Job], out: Path, wall: float, world: int, ran: int) -> None:
     """The resolved preset, the job list, every invocation's wall time and each run's config, beside the tables.
 
-    Invocations accumulate: a resumed sweep or a tables-only pass adds its own entry, so the
-    wall time of the invocation that did the work is never overwritten.
+    Invocations of the same plan (preset and job list) accumulate: a resumed sweep or a
+    tables-only pass adds its own entry, so the wall time of the invocation that did the work
+    is never overwritten. A changed plan starts a new history: its time is not the old one's.
     """
     previous = out / "sweep.json"
     record = json.loads(previous.read_text()) if previous.exists() else {}
+    job_list = [dataclasses.asdict(j) for j in jobs]
+    # hash_view: a sampling or method option added later (HASH_IF_SET) does not change the plan
+    plan = config_hash({"preset": hash_view(sweep.preset), "jobs": job_list})
+    same_plan = _same_preset(record.get("preset"), sweep.preset) and record.get("jobs") == job_list  # no plan keys
     history = record.get("invocations", [])
     if "wall_time_s_this_time" in record:  # written before invocations were kept
         history = [{"wall_time_s": record["wall_time_s_this_time"], "jobs_run": record["jobs_run_this_time"]}]
+    history = [h for h in history if h.get("plan", plan if same_plan else None) == plan]
     history.append(
-        {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_time_s": wall, "jobs_run": ran, "processes": world}
+        {
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "wall_time_s": wall,
+            "jobs_run": ran,
+            "processes": world,
+            "plan": plan,
+        }
     )
     write_json(
         out / "sweep.json",
@@ -394,7 +414,7 @@ def save_sweep_record(sweep: Sweep, jobs: list[Job], out: Path, wall: float, wor
             "methods": list(sweep.methods),
             "targets": list(sweep.targets),
             "settings": to_dict(sweep.settings),
-            "jobs": [dataclasses.asdict(j) for j in jobs],
+            "jobs": job_list,
             "processes": world,
             "invocations": history,
             "total_wall_time_s": sum(h["wall_time_s"] for h in history),  # of this results folder's invocations

@@ -1,6 +1,7 @@
 """The experiment runner: presets expand into the right jobs, bad names fail in one line, a killed
 sweep resumes to the same tables, and two accelerate processes write the same metrics as one."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from benchmarks import tables
 from benchmarks.presets import get_preset
 from benchmarks.runner import build_sweep, run_sweep
 from spare.cli import main
+from spare.config import to_dict
 from spare.errors import UserError
 
 # Two targets x two methods, the whole answer grid at one seed and 2 sampler steps: about 30 s.
@@ -247,3 +249,25 @@ def test_sweep_record_keeps_every_invocations_wall_time(tmp_path):
     record = json.loads((tmp_path / "sweep.json").read_text())
     assert [(i["wall_time_s"], i["jobs_run"]) for i in record["invocations"]] == [(1643.0, 18), (1.0, 0)]
     assert record["total_wall_time_s"] == 1644.0 and len(record["jobs"]) == 18
+    # a changed plan (here: fewer targets) starts a new history: the old sweep's time is not its time
+    smaller = build_sweep(get_preset("mini-quick"), targets=["object:Star"], runs_dir=str(tmp_path / "runs"))
+    save_sweep_record(smaller, smaller.jobs, tmp_path, 700.0, 1, 9)
+    record = json.loads((tmp_path / "sweep.json").read_text())
+    assert [(i["wall_time_s"], i["jobs_run"]) for i in record["invocations"]] == [(700.0, 9)]
+    assert record["total_wall_time_s"] == 700.0 and len(record["jobs"]) == 9
+    # records without plan keys, written before or after the sampling option `precision` existed:
+    # at its default (fp32) they are the same plan; mini-quick's own bf16 dropped is a new plan
+    full = build_sweep(get_preset("mini-full"), targets=["object:Star"], runs_dir=str(tmp_path / "runs"))
+    for sw, drop, kept in (
+        (full, True, [(650.0, 9), (2.0, 0)]),
+        (full, False, [(650.0, 9), (2.0, 0)]),
+        (smaller, True, [(2.0, 0)]),
+    ):
+        old = {"preset": to_dict(sw.preset), "jobs": [dataclasses.asdict(j) for j in sw.jobs]}
+        if drop:
+            del old["preset"]["sampling"]["precision"]
+        old["invocations"] = [{"wall_time_s": 650.0, "jobs_run": 9}]
+        (tmp_path / "sweep.json").write_text(json.dumps(old))
+        save_sweep_record(sw, sw.jobs, tmp_path, 2.0, 1, 0)
+        record = json.loads((tmp_path / "sweep.json").read_text())
+        assert [(i["wall_time_s"], i["jobs_run"]) for i in record["invocations"]] == kept
