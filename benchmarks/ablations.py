@@ -55,7 +55,14 @@ def ablation_table(per_target: pd.DataFrame, preset: Preset) -> pd.DataFrame:
     return table.rename(columns={"retain": "retain (IRA+CRA)/2"})
 
 
-def ablation_plot(table: pd.DataFrame, preset: Preset, path: Path, title: str) -> Path:
+def ablation_plot(
+    table: pd.DataFrame, preset: Preset, path: Path, title: str, base: tuple[float, float] | None = None
+) -> Path:
+    """UA and retain accuracy per variant; ``base`` = the base model's (UA, retain), drawn for reference.
+
+    The UA axis always spans 0..100, and the retain axis at least 10 points, so that differences
+    of one or two answer images (5% of a style target's UA) do not look like trends.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,8 +80,11 @@ def ablation_plot(table: pd.DataFrame, preset: Preset, path: Path, title: str) -
             (line,) = ax.plot(part["_x"], part["UA"], marker="o", label=f"UA, {label}")
             ax.plot(part["_x"], part["retain (IRA+CRA)/2"], marker="s", ls="--", color=line.get_color(),
                     label=f"retain, {label}")  # fmt: skip
+        if base is not None:
+            ax.axhline(base[1], color="grey", ls=":", lw=1, label="retain, base model")
         ax.set_xlabel(x)
         ax.set_ylabel("accuracy, % (mean over targets)")
+        ax.set_ylim(-2, 102)
         if pd.to_numeric(spare[x]).min() > 0 and pd.to_numeric(spare[x]).max() / pd.to_numeric(spare[x]).min() > 8:
             ax.set_xscale("log")
     else:
@@ -85,6 +95,14 @@ def ablation_plot(table: pd.DataFrame, preset: Preset, path: Path, title: str) -
                         textcoords="offset points")  # fmt: skip
         for _, row in others.iterrows():
             ax.scatter(row["retain (IRA+CRA)/2"], row["UA"], marker="s", label=row["method"])
+        retain = list(table["retain (IRA+CRA)/2"])
+        if base is not None:
+            ax.scatter(base[1], base[0], marker="x", color="grey", label="base model")
+            retain.append(base[1])
+        lo, hi = min(retain), max(retain)
+        pad = max(0.0, 10 - (hi - lo)) / 2 + 1
+        ax.set_xlim(lo - pad, min(hi + pad, 100.5))
+        ax.set_ylim(-2, 102)
         ax.set_xlabel("mean retain accuracy (IRA + CRA) / 2, %")
         ax.set_ylabel("UA, %")
     ax.set_title(title, fontsize=9)
@@ -109,7 +127,11 @@ def reporter(preset: Preset):
         note = f"{preset.description}. Targets: {', '.join(dict.fromkeys(per_target['target']))}; answer seeds "
         note += " ".join(map(str, preset.sampling.seeds)) + (f". {gaps}" if gaps else "")
         write_table(table, out / "ablation", f"ablation {label}: mean over targets per variant", note)
-        plot = ablation_plot(table, preset, out / "ablation.png", f"ablation {label}")
+        ref = None
+        if len(base):
+            means = base[["UA", "IRA", "CRA"]].apply(pd.to_numeric).mean()
+            ref = (float(means["UA"]), float((means["IRA"] + means["CRA"]) / 2))
+        plot = ablation_plot(table, preset, out / "ablation.png", f"ablation {label}", base=ref)
         return {"per_target": out / "per_target.md", "ablation": out / "ablation.md", "plot": plot}
 
     return report
