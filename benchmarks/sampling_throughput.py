@@ -1,11 +1,13 @@
-"""Answer-set sampling throughput against the bare UNet forward passes it needs.
+"""Answer-set sampling throughput against the bare UNet forward passes it needs, in fp32 and bf16.
 
-    python -m benchmarks.sampling_throughput [--model DIR] [--batch 64] [--steps 25] [--guidance 3]
+    python -m benchmarks.sampling_throughput [--model DIR] [--batch 64] [--steps 25] [--guidance 9]
 
 Times ``T2IPipeline.sample`` (text encoding, per-image seeded noise, scheduler steps,
 guidance, decoding to uint8) and, for the same prompts, just the UNet calls it makes: one
 per step per micro-batch, on the doubled (guided) micro-batch. Prints images/s of both and their ratio, and
 writes ``results/benchmarks/sampling_throughput.json``. The harness overhead is ratio - 1.
+Each precision (``SamplingConfig.precision``) is measured, and the bf16 images are compared
+with the fp32 ones pixel by pixel (mean and max absolute difference, in grey levels).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from spare.answers import SamplingConfig
 from spare.concepts import get_catalogue
 from spare.io import write_json
-from spare.pipeline import T2IPipeline
+from spare.pipeline import PRECISIONS, T2IPipeline
 from spare.provenance import provenance
 
 
@@ -34,26 +37,38 @@ def _best_of(fn, repeats: int) -> float:
 
 @torch.no_grad()
 def measure(
-    pipe: T2IPipeline, prompts: list[str], steps: int, guidance: float, sampler: str, micro_batch: int, repeats: int = 3
-) -> dict:
+    pipe: T2IPipeline,
+    prompts: list[str],
+    steps: int,
+    guidance: float,
+    sampler: str,
+    micro_batch: int,
+    precision: str = "fp32",
+    repeats: int = 3,
+) -> tuple[dict, np.ndarray]:
+    """The timings of one precision, and the images it made."""
     seeds = list(range(len(prompts)))
     kwargs = {"steps": steps, "guidance": guidance, "sampler": sampler, "micro_batch": micro_batch}
+    kwargs["precision"] = precision
     pipe.sample(prompts[:2], seeds[:2], **{**kwargs, "steps": 2})  # warm-up
-    harness = _best_of(lambda: pipe.sample(prompts, seeds, **kwargs), repeats)
+    images = []
+    harness = _best_of(lambda: images.append(pipe.sample(prompts, seeds, **kwargs)), repeats)
     rows = 2 if guidance != 1.0 else 1
     x = torch.randn((micro_batch * rows, *pipe.sample_shape), device=pipe.device)
-    emb = pipe.encode_prompts(prompts[:micro_batch] * rows)
+    emb = pipe.encode_prompts((prompts * micro_batch)[:micro_batch] * rows)  # a full (padded) micro-batch
     ts = pipe.sampler(sampler)
     ts.set_timesteps(steps)
     chunks = -(-len(prompts) // micro_batch)
 
     def bare():  # the same network calls: one per step per micro-batch, nothing else
-        for _ in range(chunks):
-            for t in ts.timesteps:
-                pipe.unet(x, t.expand(len(x)).to(pipe.device), encoder_hidden_states=emb)
+        with torch.autocast(pipe.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            for _ in range(chunks):
+                for t in ts.timesteps:
+                    pipe.unet(x, t.expand(len(x)).to(pipe.device), encoder_hidden_states=emb)
 
     unet_only = _best_of(bare, repeats)
     return {
+        "precision": precision,
         "batch": len(prompts),
         "micro_batch": micro_batch,
         "sampler": sampler,
@@ -65,7 +80,7 @@ def measure(
         "unet_only_images_per_s": len(prompts) / unet_only,
         "ratio": harness / unet_only,
         "overhead_pct": 100 * (harness / unet_only - 1),
-    }
+    }, images[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,13 +98,29 @@ def main(argv: list[str] | None = None) -> int:
     pipe = T2IPipeline.from_pretrained(args.model)
     grid = [catalogue.prompt(s, o) for s in catalogue.style_classes for o in catalogue.objects]
     prompts = (grid * (args.batch // len(grid) + 1))[: args.batch]
-    result = measure(pipe, prompts, args.steps, args.guidance, args.sampler, args.micro_batch)
+    result, images = {}, {}
+    for precision in PRECISIONS:
+        result[precision], images[precision] = measure(
+            pipe, prompts, args.steps, args.guidance, args.sampler, args.micro_batch, precision
+        )
+        r = result[precision]
+        print(
+            f"{precision}: batch {r['batch']}, {r['steps']} steps, guidance {r['guidance']}: "
+            f"harness {r['harness_images_per_s']:.2f} img/s, bare UNet {r['unet_only_images_per_s']:.2f} img/s, "
+            f"ratio {r['ratio']:.3f} (overhead {r['overhead_pct']:.1f}%)"
+        )
+    diff = np.abs(images["bf16"].astype(np.float64) - images["fp32"].astype(np.float64))
+    result["bf16_vs_fp32"] = {
+        "speedup": result["bf16"]["harness_images_per_s"] / result["fp32"]["harness_images_per_s"],
+        "mean_abs_px": float(diff.mean()),
+        "max_abs_px": float(diff.max()),
+    }
     result.update(model=args.model, threads=torch.get_num_threads(), provenance=provenance())
     write_json(Path(args.out), result)
+    cmp = result["bf16_vs_fp32"]
     print(
-        f"batch {result['batch']}, {result['steps']} steps, guidance {result['guidance']}: "
-        f"harness {result['harness_images_per_s']:.2f} img/s, bare UNet {result['unet_only_images_per_s']:.2f} img/s, "
-        f"ratio {result['ratio']:.3f} (overhead {result['overhead_pct']:.1f}%) -> {args.out}"
+        f"bf16 vs fp32: {cmp['speedup']:.2f}x, mean |pixel difference| {cmp['mean_abs_px']:.2f} grey levels "
+        f"(max {cmp['max_abs_px']:.0f}) -> {args.out}"
     )
     return 0
 
