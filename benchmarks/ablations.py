@@ -56,12 +56,14 @@ def ablation_table(per_target: pd.DataFrame, preset: Preset) -> pd.DataFrame:
 
 
 def ablation_plot(
-    table: pd.DataFrame, preset: Preset, path: Path, title: str, base: tuple[float, float] | None = None
+    table: pd.DataFrame, preset: Preset, path: Path, title: str, base: dict[str, float] | None = None
 ) -> Path:
-    """UA and retain accuracy per variant; ``base`` = the base model's (UA, retain), drawn for reference.
+    """UA and retain accuracy per variant; ``base`` = the base model's UA, IRA, CRA and retain, for reference.
 
-    The UA axis always spans 0..100, and the retain axis at least 10 points, so that differences
-    of one or two answer images (5% of a style target's UA) do not look like trends.
+    A numeric ablated key gives curves against it; named variants (localization, surrogate) give
+    bars; baselines beside SPARE give the UA-retain plane. The UA axis always spans 0..100 and
+    the plane's retain axis at least 10 points, so that differences of one or two answer images
+    (5 points of a style target's UA) do not look like trends.
     """
     import matplotlib
 
@@ -73,7 +75,22 @@ def ablation_plot(
     x = preset.x
     numeric = x and pd.to_numeric(spare[x], errors="coerce").notna().all() and not len(others)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    if numeric:
+    if not numeric and not len(others):
+        metrics = ["UA", "IRA", "CRA"]
+        width = 0.8 / len(metrics)
+        pos = np.arange(len(spare))
+        for i, metric in enumerate(metrics):
+            bars = ax.bar(pos + (i - 1) * width, spare[metric], width, label=metric)
+            ax.bar_label(bars, fmt="%.1f", fontsize=6)
+            if base is not None:
+                ax.axhline(base[metric], color=bars.patches[0].get_facecolor(), ls=":", lw=1)
+        ax.set_xticks(
+            pos, [f"{v}\n({k})" for v, k in zip(spare["variant"], spare[x], strict=True)] if x else spare["variant"]
+        )
+        ax.set_ylabel("accuracy, % (mean over targets; dotted: base model)")
+        ax.set_ylim(0, 110)
+        ax.legend(fontsize=7, loc="lower right")
+    elif numeric:
         series = spare.groupby(preset.series, sort=False) if preset.series else [("SPARE", spare)]
         for label, part in series:
             part = part.assign(_x=pd.to_numeric(part[x])).sort_values("_x")
@@ -81,7 +98,7 @@ def ablation_plot(
             ax.plot(part["_x"], part["retain (IRA+CRA)/2"], marker="s", ls="--", color=line.get_color(),
                     label=f"retain, {label}")  # fmt: skip
         if base is not None:
-            ax.axhline(base[1], color="grey", ls=":", lw=1, label="retain, base model")
+            ax.axhline(base["retain"], color="grey", ls=":", lw=1, label="retain, base model")
         ax.set_xlabel(x)
         ax.set_ylabel("accuracy, % (mean over targets)")
         ax.set_ylim(-2, 102)
@@ -97,8 +114,8 @@ def ablation_plot(
             ax.scatter(row["retain (IRA+CRA)/2"], row["UA"], marker="s", label=row["method"])
         retain = list(table["retain (IRA+CRA)/2"])
         if base is not None:
-            ax.scatter(base[1], base[0], marker="x", color="grey", label="base model")
-            retain.append(base[1])
+            ax.scatter(base["retain"], base["UA"], marker="x", color="grey", label="base model")
+            retain.append(base["retain"])
         lo, hi = min(retain), max(retain)
         pad = max(0.0, 10 - (hi - lo)) / 2 + 1
         ax.set_xlim(lo - pad, min(hi + pad, 100.5))
@@ -107,7 +124,8 @@ def ablation_plot(
         ax.set_ylabel("UA, %")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if not ax.get_legend():
+        ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
@@ -129,8 +147,8 @@ def reporter(preset: Preset):
         write_table(table, out / "ablation", f"ablation {label}: mean over targets per variant", note)
         ref = None
         if len(base):
-            means = base[["UA", "IRA", "CRA"]].apply(pd.to_numeric).mean()
-            ref = (float(means["UA"]), float((means["IRA"] + means["CRA"]) / 2))
+            ref = {k: float(v) for k, v in base[["UA", "IRA", "CRA"]].apply(pd.to_numeric).mean().items()}
+            ref["retain"] = (ref["IRA"] + ref["CRA"]) / 2
         plot = ablation_plot(table, preset, out / "ablation.png", f"ablation {label}", base=ref)
         return {"per_target": out / "per_target.md", "ablation": out / "ablation.md", "plot": plot}
 
