@@ -71,3 +71,8 @@ def test_ablation_table_is_the_mean_over_targets_per_variant(tmp_path):
     assert list(table["targets"]) == [2, 2]
     png = ablation_plot(table, preset, tmp_path / "a.png", "sparsity")
     assert png.read_bytes()[:4] == b"\x89PNG"
+    base = {"UA": 2.0, "IRA": 97.0, "CRA": 96.0, "retain": 96.5}
+    for name, kind in (("sparsity", "curves"), ("localization", "bars")):  # numeric key / named variants
+        named = table.assign(localization=["weight", "module"]) if name == "localization" else table
+        png = ablation_plot(named, get_ablation(name), tmp_path / f"{kind}.png", name, base=base)
+        assert png.read_bytes()[:4] == b"\x89PNG"
