@@ -142,13 +142,15 @@ def reporter(preset: Preset):
         rows = integer_columns(pd.concat([base, per_target], ignore_index=True) if len(base) else per_target)
         write_table(rows, out / "per_target", f"ablation {label}: every run", gaps)
         table = ablation_table(per_target, preset)
+        ref, shown = None, table
+        if len(base):  # the base model's mean over the same targets, on top of the table and in the plot
+            base_row = ablation_table(base.assign(variant="-"), preset)
+            shown = pd.concat([base_row, table], ignore_index=True)[list(table.columns)]
+            ref = {k: float(base_row[k].iloc[0]) for k in ("UA", "IRA", "CRA")}
+            ref["retain"] = float(base_row["retain (IRA+CRA)/2"].iloc[0])
         note = f"{preset.description}. Targets: {', '.join(dict.fromkeys(per_target['target']))}; answer seeds "
         note += " ".join(map(str, preset.sampling.seeds)) + (f". {gaps}" if gaps else "")
-        write_table(table, out / "ablation", f"ablation {label}: mean over targets per variant", note)
-        ref = None
-        if len(base):
-            ref = {k: float(v) for k, v in base[["UA", "IRA", "CRA"]].apply(pd.to_numeric).mean().items()}
-            ref["retain"] = (ref["IRA"] + ref["CRA"]) / 2
+        write_table(shown, out / "ablation", f"ablation {label}: mean over targets per variant", note)
         plot = ablation_plot(table, preset, out / "ablation.png", f"ablation {label}", base=ref)
         return {"per_target": out / "per_target.md", "ablation": out / "ablation.md", "plot": plot}
 
