@@ -85,7 +85,10 @@ def ablation_plot(
             if base is not None:
                 ax.axhline(base[metric], color=bars.patches[0].get_facecolor(), ls=":", lw=1)
         ax.set_xticks(
-            pos, [f"{v}\n({k})" for v, k in zip(spare["variant"], spare[x], strict=True)] if x else spare["variant"]
+            pos,
+            [f"{v}\n({k})" if str(k) else v for v, k in zip(spare["variant"], spare[x], strict=True)]
+            if x
+            else spare["variant"],
         )
         ax.set_ylabel("accuracy, % (mean over targets; dotted: base model)")
         ax.set_ylim(0, 110)
