@@ -42,8 +42,9 @@ class SamplingConfig:
     micro_batch: int = 32  # images per network call; fixed so images never depend on batching
     styles: tuple[str, ...] = field(default_factory=tuple)  # empty: every style class (benchmark + photo)
     objects: tuple[str, ...] = field(default_factory=tuple)  # empty: every object
-    # "bf16": the UNet runs under bf16 autocast (about 1.6x faster on these CPUs, images within a
-    # few grey levels of fp32's); the sampler's own arithmetic stays fp32. Hashed only when set.
+    # "bf16": the UNet runs under bf16 autocast (1.6x faster on these CPUs; images a mean of about
+    # 4 grey levels from fp32's, a few pixels far more); the sampler's own arithmetic stays fp32.
+    # Hashed only when set.
     precision: str = field(default="fp32", metadata=HASH_IF_SET)
 
     def __post_init__(self) -> None:
