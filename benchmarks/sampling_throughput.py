@@ -61,7 +61,7 @@ def measure(
     chunks = -(-len(prompts) // micro_batch)
 
     def bare():  # the same network calls: one per step per micro-batch, nothing else
-        with torch.autocast(pipe.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with pipe.autocast(precision):  # the same context as pipe.sample's network calls
             for _ in range(chunks):
                 for t in ts.timesteps:
                     pipe.unet(x, t.expand(len(x)).to(pipe.device), encoder_hidden_states=emb)

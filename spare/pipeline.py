@@ -133,6 +133,10 @@ class T2IPipeline:
             )
         raise UserError(f"unknown sampler {name!r}; valid samplers: {', '.join(SAMPLERS)}")
 
+    def autocast(self, precision: str):
+        """The context the UNet runs in for a sampling ``precision`` (one of PRECISIONS)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
     @torch.no_grad()
     def sample(
         self,
@@ -189,7 +193,7 @@ class T2IPipeline:
         extra = {"eta": eta} if sampler == "ddim" else {}
         for t in scheduler.timesteps:
             x_in = scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            with self.autocast(precision):
                 eps = self.predict_noise(x_in, t.expand(x_in.shape[0]).to(self.device), emb)
             eps = eps.float()
             if guided:
