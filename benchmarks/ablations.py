@@ -55,6 +55,26 @@ def ablation_table(per_target: pd.DataFrame, preset: Preset) -> pd.DataFrame:
     return table.rename(columns={"retain": "retain (IRA+CRA)/2"})
 
 
+def spread_labels(ys: list[float], gap: float, top: float) -> list[float]:
+    """Label heights for points at ``ys``: each at its point where it can be, at least ``gap``
+    from its neighbours, none above ``top``; the order of ``ys`` is kept (ties in input order).
+
+    A forward pass pushes crowded labels up, a backward pass pulls the ones past ``top`` down.
+    """
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    placed = [float(ys[i]) for i in order]
+    for k in range(1, len(placed)):
+        placed[k] = max(placed[k], placed[k - 1] + gap)
+    if placed:
+        placed[-1] = min(placed[-1], top)
+    for k in range(len(placed) - 2, -1, -1):
+        placed[k] = min(placed[k], placed[k + 1] - gap)
+    out = [0.0] * len(ys)
+    for k, i in enumerate(order):
+        out[i] = placed[k]
+    return out
+
+
 def ablation_plot(
     table: pd.DataFrame, preset: Preset, path: Path, title: str, base: dict[str, float] | None = None
 ) -> Path:
@@ -110,9 +130,13 @@ def ablation_plot(
     else:
         order = spare.assign(_x=pd.to_numeric(spare[x], errors="coerce") if x else np.nan).sort_values("_x")
         ax.plot(order["retain (IRA+CRA)/2"], order["UA"], marker="o", color="black", label="SPARE variants")
-        for _, row in order.iterrows():
-            ax.annotate(str(row["variant"]), (row["retain (IRA+CRA)/2"], row["UA"]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")  # fmt: skip
+        # Variants often sit within an answer image of each other: labels go to the left of the
+        # points, spread apart in UA, each with a leader line to its point.
+        heights = spread_labels(list(order["UA"]), gap=5.0, top=101.0)
+        for (_, row), height in zip(order.iterrows(), heights, strict=True):
+            ax.annotate(str(row["variant"]), (row["retain (IRA+CRA)/2"], row["UA"]), xytext=(-30, height),
+                        textcoords=("offset points", "data"), fontsize=7, ha="right", va="center",
+                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"})  # fmt: skip
         for _, row in others.iterrows():
             ax.scatter(row["retain (IRA+CRA)/2"], row["UA"], marker="s", label=row["method"])
         retain = list(table["retain (IRA+CRA)/2"])

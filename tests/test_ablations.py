@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from benchmarks.ablations import ablation_names, ablation_plot, ablation_table, get_ablation
+from benchmarks.ablations import ablation_names, ablation_plot, ablation_table, get_ablation, spread_labels
 from benchmarks.runner import build_sweep
 from spare.cli import main
 from spare.errors import UserError
@@ -76,3 +76,22 @@ def test_ablation_table_is_the_mean_over_targets_per_variant(tmp_path):
         named = table.assign(localization=["weight", "module"]) if name == "localization" else table
         png = ablation_plot(named, get_ablation(name), tmp_path / f"{kind}.png", name, base=base)
         assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_spread_labels_keeps_crowded_labels_apart_and_below_the_top():
+    # tradeoff's four SPARE points: UA 97.5, 95, 92.5, 92.5 -> sorted 92.5, 92.5, 95, 97.5; pushed
+    # up 92.5, 97.5, 102.5, 107.5; the top one clamped to 101 and the rest pulled down 5 apart.
+    assert spread_labels([97.5, 95.0, 92.5, 92.5], gap=5.0, top=101.0) == [101.0, 96.0, 86.0, 91.0]
+    assert spread_labels([10.0, 50.0, 30.0], gap=5.0, top=101.0) == [10.0, 50.0, 30.0]  # room: unchanged
+    assert spread_labels([], gap=5.0, top=101.0) == []
+
+
+def test_tradeoff_plane_plot_labels_every_variant(tmp_path):
+    preset = get_ablation("tradeoff")
+    rows = [{"method": "spare", "variant": v, "w_forget": w, "UA": ua, "retain (IRA+CRA)/2": r}
+            for v, w, ua, r in (("wf0.1", 0.1, 95.0, 96.6), ("default", 0.3, 97.5, 96.9), ("wf1", 1.0, 92.5, 97.0),
+                                ("wf3", 3.0, 92.5, 96.9))]  # fmt: skip
+    rows.append({"method": "uce", "variant": "", "w_forget": None, "UA": 100.0, "retain (IRA+CRA)/2": 97.2})
+    base = {"UA": 2.3, "IRA": 97.0, "CRA": 97.6, "retain": 97.3}
+    png = ablation_plot(pd.DataFrame(rows), preset, tmp_path / "plane.png", "tradeoff", base=base)
+    assert png.read_bytes()[:4] == b"\x89PNG"
