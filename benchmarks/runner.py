@@ -23,8 +23,10 @@ import logging
 import os
 import re
 import shutil
+import signal
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -314,7 +316,41 @@ def run_sweep(
 
     if tables_only:
         mine = []
-    # Stage 1: shared work, once. Base answers split across processes; real FID features by one.
+    done_before = sum(sweep.planned(job).done() for job in mine)
+    failed: list[str] = []
+    ran: list[str] = []
+    try:
+        with _sigterm_as_interrupt():
+            _shared_work(sweep, jobs, mine, procs)
+            _run_jobs(sweep, mine, procs, mirror, ran, failed)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from `timeout`, a scheduler or the launcher
+        if procs.main:  # its time counts towards the sweep's; the finished jobs stay done
+            finished = sum(sweep.planned(job).done() for job in mine) - done_before  # also one stopped on its way out
+            save_sweep_record(sweep, jobs, out, time.perf_counter() - start, procs.world, finished, interrupted=True)
+        raise
+
+    # Stage 3: tables from the metrics files, by the main process.
+    if not procs.main:
+        return 1 if failed else 0
+    per_target, base, missing = collect(sweep, jobs)
+    wall = time.perf_counter() - start
+    if per_target.empty:
+        print("no finished runs to tabulate")
+        return 1
+    paths = (report or write_all)(per_target, base, out, preset.name, missing)
+    save_sweep_record(sweep, jobs, out, wall, procs.world, len(ran))
+    mirror.log_sweep(
+        preset.name,
+        to_dict(preset),
+        {name: pd.read_csv(path.with_suffix(".csv")) for name, path in paths.items() if path.suffix == ".md"},
+        paths.get("plot"),
+    )
+    print_summary(per_target, base, paths, wall, missing, mirror)
+    return 1 if failed or missing else 0
+
+
+def _shared_work(sweep: Sweep, jobs: list[Job], mine: list[Job], procs: Processes) -> None:
+    """Stage 1, once: base answers split across processes, the real FID features by the main one."""
     if mine and not all(planned_base(t, sweep.base_settings).done() for t in dict.fromkeys(j.target for j in jobs)):
         base_answers(sweep.settings, shard=(procs.rank, procs.world))
     if procs.main and mine:
@@ -327,11 +363,13 @@ def run_sweep(
     for target in dict.fromkeys(j.target for j in mine):
         evaluate_base(target, sweep.base_settings)
 
-    # Stage 2: this process's jobs.
-    failed, ran = [], 0
-    bar = tqdm(
-        mine, desc=f"sweep {preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else ""), unit="job"
-    )
+
+def _run_jobs(
+    sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirror, ran: list[str], failed: list[str]
+) -> None:
+    """Stage 2: this process's jobs not yet done; their labels go to ``ran`` or ``failed``."""
+    desc = f"sweep {sweep.preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
+    bar = tqdm(mine, desc=desc, unit="job")
     for job in bar:
         bar.set_postfix_str(job.label)
         planned = sweep.planned(job)
@@ -345,7 +383,7 @@ def run_sweep(
             log.error("%s failed:\n%s", job.label, traceback.format_exc())
             failed.append(job.label)
             continue
-        ran += 1
+        ran.append(job.label)
         grid = answer_grid_png(
             planned.out / "answers", planned.out / "answers.png", f"{job.method}, {job.target} forgotten"
         )
@@ -353,24 +391,24 @@ def run_sweep(
     bar.close()
     procs.barrier()
 
-    # Stage 3: tables from the metrics files, by the main process.
-    if not procs.main:
-        return 1 if failed else 0
-    per_target, base, missing = collect(sweep, jobs)
-    wall = time.perf_counter() - start
-    if per_target.empty:
-        print("no finished runs to tabulate")
-        return 1
-    paths = (report or write_all)(per_target, base, out, preset.name, missing)
-    save_sweep_record(sweep, jobs, out, wall, procs.world, ran)
-    mirror.log_sweep(
-        preset.name,
-        to_dict(preset),
-        {name: pd.read_csv(path.with_suffix(".csv")) for name, path in paths.items() if path.suffix == ".md"},
-        paths.get("plot"),
-    )
-    print_summary(per_target, base, paths, wall, missing, mirror)
-    return 1 if failed or missing else 0
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does, so that a sweep stopped
+    by `timeout`, a scheduler or the launcher records its time. Files are atomic either way."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread: leave the signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _same_preset(stored: dict | None, preset: Preset) -> bool:
@@ -381,12 +419,16 @@ def _same_preset(stored: dict | None, preset: Preset) -> bool:
         return False
 
 
-def save_sweep_record(sweep: Sweep, jobs: list[Job], out: Path, wall: float, world: int, ran: int) -> None:
+def save_sweep_record(
+    sweep: Sweep, jobs: list[Job], out: Path, wall: float, world: int, ran: int, interrupted: bool = False
+) -> None:
     """The resolved preset, the job list, every invocation's wall time and each run's config, beside the tables.
 
     Invocations of the same plan (preset and job list) accumulate: a resumed sweep or a
     tables-only pass adds its own entry, so the wall time of the invocation that did the work
-    is never overwritten. A changed plan starts a new history: its time is not the old one's.
+    is never overwritten; an interrupted invocation is kept too, marked ``interrupted`` (its time,
+    including the unfinished job's, was spent on the sweep). A changed plan starts a new
+    history: its time is not the old one's.
     """
     previous = out / "sweep.json"
     record = json.loads(previous.read_text()) if previous.exists() else {}
@@ -405,6 +447,7 @@ def save_sweep_record(sweep: Sweep, jobs: list[Job], out: Path, wall: float, wor
             "jobs_run": ran,
             "processes": world,
             "plan": plan,
+            **({"interrupted": True} if interrupted else {}),
         }
     )
     write_json(

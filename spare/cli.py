@@ -384,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as why:  # Ctrl-C or SIGTERM (sweeps turn it into this)
+        print(f"\ninterrupted ({why or 'Ctrl-C'}); finished work is kept: run the same command to resume",
+              file=sys.stderr)  # fmt: skip
+        return 130
 
 
 if __name__ == "__main__":

@@ -164,27 +164,48 @@ def test_sweep_writes_tables_plot_and_configs_from_metrics(reference):
     assert len(list((reference / "runs/mini/base").glob("answers-*"))) == 1
 
 
+def _start_and_stop_after_a_job(cmd: list[str], runs: Path, cwd: Path, sig: int) -> tuple[int, list[Path]]:
+    """Start a sweep, send ``sig`` as soon as one more job has its metrics; (exit code, finished)."""
+
+    def finished() -> set[Path]:  # the jobs' metrics, not the base model's
+        return {p for p in runs.glob("mini/*/*@tiny/metrics.json") if p.parts[-3] != "base"}
+
+    before = finished()
+    proc = subprocess.Popen([sys.executable, *cmd], cwd=cwd, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while finished() == before and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    return proc.wait(), sorted(finished() - before)
+
+
 def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
     preset = tmp_path / "tiny.yaml"
     preset.write_text(TINY)
-    runs = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, *_sweep_cmd(preset, runs, tmp_path / "results")], cwd=tmp_path,
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 300
-    while not list(runs.glob("mini/uce/*/metrics.json")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished = list(runs.glob("mini/uce/*/metrics.json"))
-    assert finished, "the sweep was killed before its first job finished"
-    assert not (tmp_path / "results" / "per_target.csv").exists()  # killed mid-sweep
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    cmd = _sweep_cmd(preset, runs, results)
+    # SIGTERM (timeout, a scheduler): the sweep stops, says how to resume and records its time
+    code, first = _start_and_stop_after_a_job(cmd, runs, tmp_path, signal.SIGTERM)
+    assert code == 130 and first, "the sweep was stopped before its first job finished"
+    record = json.loads((results / "sweep.json").read_text())
+    (stopped,) = record["invocations"]
+    assert stopped["interrupted"] and stopped["jobs_run"] == len(first) and stopped["wall_time_s"] > 0
+    # SIGKILL: nothing runs on the way out, and the atomic writes still leave nothing half-done
+    code, second = _start_and_stop_after_a_job(cmd, runs, tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL and second, "the sweep was killed before its next job finished"
+    assert not (results / "per_target.csv").exists()  # stopped mid-sweep both times
+    finished = first + second
     stamp = {p: p.stat().st_mtime_ns for p in finished}
-    done = subprocess.run([sys.executable, *_sweep_cmd(preset, runs, tmp_path / "results")], cwd=tmp_path,
-                          env=_env(), capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run([sys.executable, *cmd], cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert all(p.stat().st_mtime_ns == t for p, t in stamp.items())  # finished jobs were not redone
-    ours = pd.read_csv(tmp_path / "results" / "per_target.csv")[QUALITY]
+    ours = pd.read_csv(results / "per_target.csv")[QUALITY]
     pd.testing.assert_frame_equal(ours, pd.read_csv(reference / "results" / "per_target.csv")[QUALITY])
+    record = json.loads((results / "sweep.json").read_text())
+    stopped, final = record["invocations"]  # the killed one left no record; the stopped one's time counts
+    assert "interrupted" not in final and final["jobs_run"] == 4 - len(finished)
+    assert record["total_wall_time_s"] == pytest.approx(stopped["wall_time_s"] + final["wall_time_s"])
 
 
 @pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None,
