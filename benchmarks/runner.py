@@ -316,17 +316,19 @@ def run_sweep(
 
     if tables_only:
         mine = []
-    done_before = sum(sweep.planned(job).done() for job in mine)
-    failed: list[str] = []
-    ran: list[str] = []
+
+    def done() -> int:  # this process's finished jobs; the difference is what this invocation ran
+        return sum(sweep.planned(job).done() for job in mine)
+
+    done_before = done()
     try:
         with _sigterm_as_interrupt():
             _shared_work(sweep, jobs, mine, procs)
-            _run_jobs(sweep, mine, procs, mirror, ran, failed)
+            failed = _run_jobs(sweep, mine, procs, mirror)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from `timeout`, a scheduler or the launcher
         if procs.main:  # its time counts towards the sweep's; the finished jobs stay done
-            finished = sum(sweep.planned(job).done() for job in mine) - done_before  # also one stopped on its way out
-            save_sweep_record(sweep, jobs, out, time.perf_counter() - start, procs.world, finished, interrupted=True)
+            ran = done() - done_before
+            save_sweep_record(sweep, jobs, out, time.perf_counter() - start, procs.world, ran, interrupted=True)
         raise
 
     # Stage 3: tables from the metrics files, by the main process.
@@ -338,7 +340,7 @@ def run_sweep(
         print("no finished runs to tabulate")
         return 1
     paths = (report or write_all)(per_target, base, out, preset.name, missing)
-    save_sweep_record(sweep, jobs, out, wall, procs.world, len(ran))
+    save_sweep_record(sweep, jobs, out, wall, procs.world, done() - done_before)
     mirror.log_sweep(
         preset.name,
         to_dict(preset),
@@ -364,10 +366,9 @@ def _shared_work(sweep: Sweep, jobs: list[Job], mine: list[Job], procs: Processe
         evaluate_base(target, sweep.base_settings)
 
 
-def _run_jobs(
-    sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirror, ran: list[str], failed: list[str]
-) -> None:
-    """Stage 2: this process's jobs not yet done; their labels go to ``ran`` or ``failed``."""
+def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirror) -> list[str]:
+    """Stage 2: this process's jobs not yet done; returns the labels of those that failed."""
+    failed = []
     desc = f"sweep {sweep.preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
     bar = tqdm(mine, desc=desc, unit="job")
     for job in bar:
@@ -383,13 +384,13 @@ def _run_jobs(
             log.error("%s failed:\n%s", job.label, traceback.format_exc())
             failed.append(job.label)
             continue
-        ran.append(job.label)
         grid = answer_grid_png(
             planned.out / "answers", planned.out / "answers.png", f"{job.method}, {job.target} forgotten"
         )
         mirror.log_run(f"{job.method}/{job.target}" + (f"@{job.tag}" if job.tag else ""), planned.config, result, grid)
     bar.close()
     procs.barrier()
+    return failed
 
 
 @contextmanager
