@@ -317,10 +317,10 @@ def run_sweep(
     if tables_only:
         mine = []
 
-    def done() -> int:  # this process's finished jobs; the difference is what this invocation ran
-        return sum(sweep.planned(job).done() for job in mine)
+    def done() -> int:  # finished jobs of the plan, every process's; the difference is what this invocation ran
+        return sum(sweep.planned(job).done() for job in jobs)
 
-    done_before = done()
+    done_before = done() if procs.main else 0  # only the main process writes the record
     try:
         with _sigterm_as_interrupt():
             _shared_work(sweep, jobs, mine, procs)

@@ -218,7 +218,8 @@ def test_two_accelerate_processes_write_the_same_metrics_as_one(reference, tmp_p
            "no", "--dynamo_backend", "no", *_sweep_cmd(preset, tmp_path / "runs", tmp_path / "results")]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((tmp_path / "results" / "sweep.json").read_text())["processes"] == 2
+    record = json.loads((tmp_path / "results" / "sweep.json").read_text())
+    assert record["processes"] == 2 and record["invocations"][-1]["jobs_run"] == 4  # both processes' jobs
     assert "process 1: 2 jobs" in proc.stdout
     two, one = _metrics(tmp_path / "runs"), _metrics(reference / "runs")
     assert len(one) == 6 and two == one
