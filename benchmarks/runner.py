@@ -9,7 +9,8 @@ Stages, each skipped when its output exists for the same resolved config (hash):
     2. per job, :func:`spare.run.run_unlearning`: unlearn, generate the answer set, evaluate,
        ``runs/<benchmark>/<method>/<kind>-<Name>[@tag]/metrics.json``;
     3. the tables and the plot (:mod:`benchmarks.tables`) from the metrics files only,
-       under ``results/benchmark/<preset>/``, and the W&B mirror.
+       under ``results/benchmark/<preset>/``, with each finished run's config and metrics in
+       ``configs/`` (``--restore`` takes them back into a fresh clone's runs folder), and the W&B mirror.
 Every file is written atomically, so a sweep killed at any point resumes without redoing
 finished jobs. Processes take whole targets (target i goes to process i mod N); with the
 same thread count per process, N processes write the same metrics files as one.
@@ -41,7 +42,7 @@ from spare.cli import MINI_BASE_MODEL, MINI_CLASSIFIERS
 from spare.concepts import Catalogue, get_catalogue
 from spare.config import ConfigError, apply_overrides, from_dict, hash_view, to_dict
 from spare.errors import UserError
-from spare.io import config_hash, write_json
+from spare.io import atomic_path, config_hash, write_json
 from spare.methods import get_method, method_names
 from spare.run import (
     PlannedRun,
@@ -290,22 +291,30 @@ def run_sweep(
     wandb_mode: str = "offline",
     results_dir: str | Path | None = None,
     report=None,
+    restore: bool = False,
 ) -> int:
     """Run (or resume) the sweep; returns 0 when every job has metrics, 1 on failures or gaps.
 
     ``report(per_target, base, out, label, missing) -> {name: path}`` writes the tables
     (default: the benchmark tables of :func:`benchmarks.tables.write_all`; ablations pass theirs).
     ``tables_only`` skips stages 1 and 2: the tables of whatever is done, the rest listed as missing.
+    ``restore`` first takes the finished runs stored beside the tables (:func:`restore_finished`).
     """
     procs = Processes()
     jobs = sweep.jobs[:limit] if limit else sweep.jobs
+    out = Path(results_dir or Path("results") / "benchmark" / sweep.preset.name)
+    if restore and procs.main:  # before any process looks at what is done (the barrier of stage 1)
+        restored, stale = restore_finished(sweep, jobs, out, dry_run=dry_run)
+        print(
+            f"{'would restore' if dry_run else 'restored'} {restored} finished runs from {out / 'configs'}"
+            + (f"; {stale} stored runs have another config key and run again" if stale else "")
+        )
     if dry_run:
         if procs.main:
             print_plan(sweep, jobs, procs.world)
         return 0
     check_paths(sweep)
     preset = sweep.preset
-    out = Path(results_dir or Path("results") / "benchmark" / preset.name)
     mirror = WandbMirror(
         wandb_mode, project="spare-unlearncanvas", group=preset.name, root=Path(sweep.settings.runs_dir)
     )
@@ -464,12 +473,58 @@ def save_sweep_record(
             "total_wall_time_s": sum(h["wall_time_s"] for h in history),  # of this results folder's invocations
         },
     )
+    for planned, stored, names in _stored_runs(sweep, jobs, out):  # beside the tables: see restore_finished
+        if planned.done():
+            for name in names:
+                _copy_atomic(planned.out / name, stored / name)
+
+
+STORED = ("config.json", "metrics.json")  # metrics last: it is what marks a run done
+
+
+def _stored_runs(sweep: Sweep, jobs: list[Job], out: Path):
+    """(planned run, its folder under ``out/configs``, the files kept there) for the base model's
+    rows of every target (``configs/base/``, metrics only) and for every job."""
+    for target in dict.fromkeys(j.target for j in jobs):
+        planned = planned_base(target, sweep.base_settings)
+        yield planned, out / "configs" / "base" / planned.out.name, ("metrics.json",)
     for job in jobs:
         planned = sweep.planned(job)
-        if planned.done():
-            dest = out / "configs" / job.method / planned.out.name
-            dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy(planned.out / "config.json", dest / "config.json")
+        yield planned, out / "configs" / job.method / planned.out.name, STORED
+
+
+def _copy_atomic(src: Path, dest: Path) -> None:
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def restore_finished(sweep: Sweep, jobs: list[Job], out: Path, dry_run: bool = False) -> tuple[int, int]:
+    """Copy the finished runs recorded beside the tables (``configs/<method>/<run>/`` and the base
+    model's rows in ``configs/base/``, written by :func:`save_sweep_record`) into the runs folder where
+    their config key is the job's: a sweep continued from a fresh clone or on another machine keeps
+    the work already done and committed.
+
+    Returns (restored, stale): a stored run of another config (an older method version, other
+    paths) is left alone and its job runs again.
+    """
+    restored = stale = 0
+    for planned, src, names in _stored_runs(sweep, jobs, out):
+        if planned.done() or not (src / "metrics.json").is_file():
+            continue
+        try:
+            key = json.loads((src / "metrics.json").read_text()).get("config_key")
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            bad = src / "metrics.json"
+            raise UserError(f"stored metrics {bad} are corrupt ({err}); restore it from git or delete it") from err
+        is_job = names == STORED  # the base model's rows are restored too, but are not jobs
+        if key != planned.key or not all((src / name).is_file() for name in names):
+            stale += is_job
+            continue
+        restored += is_job
+        if not dry_run:
+            for name in names:
+                _copy_atomic(src / name, planned.out / name)
+    return restored, stale
 
 
 def print_summary(per_target, base, paths: dict, wall: float, missing: list[str], mirror: WandbMirror) -> None:

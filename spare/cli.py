@@ -37,6 +37,12 @@ def _add_sweep_args(parser: argparse.ArgumentParser, results_help: str) -> None:
     parser.add_argument("--runs", default="runs", help="runs folder (default: runs)")
     parser.add_argument("--results", default=None, help=results_help)
     parser.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
+    parser.add_argument(
+        "--restore",
+        action="store_true",
+        help="first take the finished runs stored beside the tables (<results>/configs/, same config key), "
+        "e.g. to continue a committed sweep from a fresh clone",
+    )
 
 
 def _sweep_options(args: argparse.Namespace, results: str | Path | None) -> dict:
@@ -46,6 +52,7 @@ def _sweep_options(args: argparse.Namespace, results: str | Path | None) -> dict
         "tables_only": args.tables_only,
         "wandb_mode": args.wandb,
         "results_dir": results,
+        "restore": args.restore,
     }
 
 

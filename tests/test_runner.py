@@ -208,6 +208,48 @@ def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
     assert record["total_wall_time_s"] == pytest.approx(stopped["wall_time_s"] + final["wall_time_s"])
 
 
+def test_a_fresh_runs_folder_restores_the_stored_runs_instead_of_rerunning_them(reference, tmp_path):
+    """A committed sweep continued from a fresh clone: runs/ is gone, the results folder's configs/
+    holds each finished run's config and metrics; --restore takes those whose config key matches."""
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(TINY)
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    cmd = [*_sweep_cmd(preset, runs, results), "--methods", "uce"]
+    first = subprocess.run([sys.executable, *cmd], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    stored = results / "configs/uce/style-Ink_Outline@tiny"
+    assert json.loads((stored / "metrics.json").read_text()) == json.loads(
+        (runs / "mini/uce/style-Ink_Outline@tiny/metrics.json").read_text()
+    )
+    shutil.rmtree(runs)  # the fresh clone: nothing but what was committed
+    other = results / "configs/uce/object-Star@tiny/metrics.json"  # a run of another config: not taken
+    other.write_text(json.dumps({**json.loads(other.read_text()), "config_key": "0123456789ab"}))
+    ref = pd.read_csv(reference / "results" / "per_target.csv")[QUALITY]
+    ref = ref[ref.method != "ca"].reset_index(drop=True)
+    tables = subprocess.run([sys.executable, *cmd, "--restore", "--tables-only"], cwd=tmp_path, env=_env(),
+                            capture_output=True, text=True)  # fmt: skip
+    assert "missing runs: uce object:Star @tiny" in tables.stdout  # the stale one, listed, not filled
+    restored = pd.read_csv(results / "per_target.csv")[QUALITY]  # the base model's rows are restored too
+    kept = ~((ref.method == "uce") & (ref.target == "object:Star"))
+    pd.testing.assert_frame_equal(restored, ref[kept].reset_index(drop=True))
+    again = subprocess.run([sys.executable, *cmd, "--restore"], cwd=tmp_path, env=_env(), capture_output=True,
+                           text=True)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "1 stored runs have another config key" in again.stdout
+    assert not (runs / "mini/uce/style-Ink_Outline@tiny/edit").exists()  # taken from the store, not rerun
+    assert (runs / "mini/uce/object-Star@tiny/edit").is_dir()  # rerun
+    ours = pd.read_csv(results / "per_target.csv")[QUALITY]
+    pd.testing.assert_frame_equal(ours, ref)
+    record = json.loads((results / "sweep.json").read_text())
+    assert [i["jobs_run"] for i in record["invocations"]] == [2, 0, 1]  # restored runs are not counted as run
+    # a corrupt stored file is a clear error, not a silent rerun
+    shutil.rmtree(runs / "mini/uce/style-Ink_Outline@tiny")
+    (stored / "metrics.json").write_text("{not json")
+    broken = subprocess.run([sys.executable, *cmd, "--restore", "--dry-run"], cwd=tmp_path, env=_env(),
+                            capture_output=True, text=True)  # fmt: skip
+    assert broken.returncode != 0 and "stored metrics" in broken.stderr and "are corrupt" in broken.stderr
+
+
 @pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None,
                     reason="accelerate launcher not installed")  # fmt: skip
 def test_two_accelerate_processes_write_the_same_metrics_as_one(reference, tmp_path):
