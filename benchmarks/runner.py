@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import time
 import traceback
@@ -42,7 +41,7 @@ from spare.cli import MINI_BASE_MODEL, MINI_CLASSIFIERS
 from spare.concepts import Catalogue, get_catalogue
 from spare.config import ConfigError, apply_overrides, from_dict, hash_view, to_dict
 from spare.errors import UserError
-from spare.io import atomic_path, config_hash, write_json
+from spare.io import config_hash, copy_atomic, write_json
 from spare.methods import get_method, method_names
 from spare.run import (
     PlannedRun,
@@ -92,6 +91,15 @@ class Sweep:
     jobs: list[Job]
     settings: RunSettings  # shared by every job; only ``tag`` changes per job
     missing_paths: tuple[str, ...]
+    narrowed: bool = False  # --methods / --targets chose fewer jobs than the preset's
+
+    def results_folder(self, root: str | Path, jobs: list[Job]) -> Path:
+        """The default tables folder: ``<root>/<preset>`` for the preset's whole plan. A narrowed plan
+        (--methods, --targets, --limit) gets its own ``<root>/<preset>-subsets/<hash of its jobs>``, so
+        that its tables and sweep record never replace those of the whole plan."""
+        if not self.narrowed and len(jobs) == len(self.jobs):
+            return Path(root) / self.preset.name
+        return Path(root) / f"{self.preset.name}-subsets" / config_hash([dataclasses.asdict(j) for j in jobs], length=8)
 
     def job_settings(self, job: Job) -> RunSettings:
         return dataclasses.replace(self.settings, tag=job.tag)
@@ -138,15 +146,17 @@ def build_sweep(
 ) -> Sweep:
     """Resolve names (unknown ones fail here, listing the valid ones) and build the job list."""
     catalogue = get_catalogue(preset.benchmark)
-    methods = tuple(methods or preset.methods or method_names())
+    whole = tuple(preset.methods or method_names())
+    methods = tuple(methods or whole)
     for name in methods:
         get_method(name)
     for name in preset.overrides:
         get_method(name)
-    if targets or preset.targets:
-        resolved = tuple(str(catalogue.target(t)) for t in (targets or preset.targets))
+    if preset.targets:
+        all_targets = tuple(str(catalogue.target(t)) for t in preset.targets)
     else:
-        resolved = tuple(f"style:{s}" for s in catalogue.styles) + tuple(f"object:{o}" for o in catalogue.objects)
+        all_targets = tuple(f"style:{s}" for s in catalogue.styles) + tuple(f"object:{o}" for o in catalogue.objects)
+    resolved = tuple(str(catalogue.target(t)) for t in targets) if targets else all_targets
     is_mini = catalogue.name == "mini"
     paths = {
         "model": model or preset.model or (str(MINI_BASE_MODEL) if is_mini else None),
@@ -177,7 +187,8 @@ def build_sweep(
                 for seed in seeds:
                     parts = [preset.tag, variant] + ([f"seed{seed}"] if seeds != DEFAULT_SEEDS else [])
                     jobs.append(Job(method, target, seed, "-".join(p for p in parts if p), variant))
-    sweep = Sweep(preset, catalogue, methods, resolved, jobs, settings, missing)
+    narrowed = methods != whole or resolved != all_targets
+    sweep = Sweep(preset, catalogue, methods, resolved, jobs, settings, missing, narrowed)
     for job in {(j.method, j.variant): j for j in jobs}.values():
         sweep.method_config(job)  # a bad override key fails now, not hours into the sweep
     return sweep
@@ -290,6 +301,7 @@ def run_sweep(
     tables_only: bool = False,
     wandb_mode: str = "offline",
     results_dir: str | Path | None = None,
+    results_root: str | Path = Path("results") / "benchmark",
     report=None,
     restore: bool = False,
 ) -> int:
@@ -299,10 +311,16 @@ def run_sweep(
     (default: the benchmark tables of :func:`benchmarks.tables.write_all`; ablations pass theirs).
     ``tables_only`` skips stages 1 and 2: the tables of whatever is done, the rest listed as missing.
     ``restore`` first takes the finished runs stored beside the tables (:func:`restore_finished`).
+    The tables go to ``results_dir``, by default to :meth:`Sweep.results_folder` under ``results_root``.
     """
     procs = Processes()
     jobs = sweep.jobs[:limit] if limit else sweep.jobs
-    out = Path(results_dir or Path("results") / "benchmark" / sweep.preset.name)
+    out = Path(results_dir) if results_dir else sweep.results_folder(results_root, jobs)
+    if procs.main and not results_dir and out.parent != Path(results_root):
+        print(
+            f"{len(jobs)} jobs, a subset of preset {sweep.preset.name!r}: tables in {out}, not in"
+            f" {Path(results_root) / sweep.preset.name} (--results DIR to choose)"
+        )
     if restore and procs.main:  # before any process looks at what is done (the barrier of stage 1)
         restored, stale = restore_finished(sweep, jobs, out, dry_run=dry_run)
         print(
@@ -476,7 +494,7 @@ def save_sweep_record(
     for planned, stored, names in _stored_runs(sweep, jobs, out):  # beside the tables: see restore_finished
         if planned.done():
             for name in names:
-                _copy_atomic(planned.out / name, stored / name)
+                copy_atomic(planned.out / name, stored / name)
 
 
 STORED = ("config.json", "metrics.json")  # metrics last: it is what marks a run done
@@ -491,11 +509,6 @@ def _stored_runs(sweep: Sweep, jobs: list[Job], out: Path):
     for job in jobs:
         planned = sweep.planned(job)
         yield planned, out / "configs" / job.method / planned.out.name, STORED
-
-
-def _copy_atomic(src: Path, dest: Path) -> None:
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)
 
 
 def restore_finished(sweep: Sweep, jobs: list[Job], out: Path, dry_run: bool = False) -> tuple[int, int]:
@@ -523,7 +536,7 @@ def restore_finished(sweep: Sweep, jobs: list[Job], out: Path, dry_run: bool = F
         restored += is_job
         if not dry_run:
             for name in names:
-                _copy_atomic(src / name, planned.out / name)
+                copy_atomic(src / name, planned.out / name)
     return restored, stale
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from benchmarks.tables import write_table
+from spare.io import copy_atomic, write_json
 from spare.viz import answer_grid_png
 
 METRICS = ("UA", "IRA", "CRA", "FID(cls)")
@@ -85,12 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     configs = out / "configs"
     for run in frame["run"]:
         dest = configs / run
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy(runs / "spare" / run / "config.json", dest / "config.json")
+        copy_atomic(runs / "spare" / run / "config.json", dest / "config.json")
         report = json.loads((runs / "spare" / run / "report.json").read_text())
-        (dest / "timesteps.json").write_text(json.dumps(report["timesteps"], indent=2))
+        write_json(dest / "timesteps.json", report["timesteps"])
         if (runs / "spare" / run / "saliency.png").exists():
-            shutil.copy(runs / "spare" / run / "saliency.png", dest / "saliency.png")
+            copy_atomic(runs / "spare" / run / "saliency.png", dest / "saliency.png")
     for row in frame[reported].itertuples():
         answer_grid_png(
             runs / "spare" / row.run / "answers", out / f"answers_{row.run}.png", f"SPARE, {row.target} forgotten"

@@ -45,13 +45,13 @@ def _add_sweep_args(parser: argparse.ArgumentParser, results_help: str) -> None:
     )
 
 
-def _sweep_options(args: argparse.Namespace, results: str | Path | None) -> dict:
+def _sweep_options(args: argparse.Namespace, **results) -> dict:
     return {
+        **results,
         "limit": args.limit,
         "dry_run": args.dry_run,
         "tables_only": args.tables_only,
         "wandb_mode": args.wandb,
-        "results_dir": results,
         "restore": args.restore,
     }
 
@@ -134,7 +134,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if not (MINI_CLASSIFIERS / "style" / "model.safetensors").exists():
             print(f"{MINI_CLASSIFIERS} not found: training them (about 5 minutes on 2 cores)")
             cmd_classifiers(argparse.Namespace(config=None, overrides=[f"out_dir={MINI_CLASSIFIERS}"]))
-    return run_sweep(sweep, **_sweep_options(args, args.results))
+    return run_sweep(sweep, **_sweep_options(args, results_dir=args.results))
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
@@ -143,8 +143,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 
     preset = get_ablation(args.name)
     sweep = build_sweep(preset, targets=args.targets, runs_dir=args.runs)
-    results = Path(args.results or "results/ablations") / preset.name
-    return run_sweep(sweep, report=reporter(preset), **_sweep_options(args, results))
+    root = args.results or "results/ablations"
+    return run_sweep(sweep, report=reporter(preset), **_sweep_options(args, results_root=root))
 
 
 def cmd_base_quality(args: argparse.Namespace) -> int:
@@ -362,7 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="mini-quick", help="mini-quick (default), mini-full, unlearncanvas or a .yaml")
     p.add_argument("--methods", nargs="+", default=None, help="only these registered methods")
     p.add_argument("--targets", nargs="+", default=None, help="only these targets (style:<Name> / object:<Name>)")
-    _add_sweep_args(p, "tables folder (default: results/benchmark/<preset>)")
+    _add_sweep_args(
+        p,
+        "tables folder (default: results/benchmark/<preset>, or results/benchmark/<preset>-subsets/<hash> "
+        "when --methods, --targets or --limit narrow the plan)",
+    )
     p.add_argument("--benchmark", default=None, help="override the preset's world (mini, unlearncanvas)")
     p.add_argument("--model", default=None, help="base model folder (canvas-mini: the committed one)")
     p.add_argument("--classifiers", default=None, help="classifiers folder (canvas-mini: the committed ones)")
@@ -373,7 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ablation", help="run (or resume) one ablation (ablations/<name>.yaml), then its table and plot")
     p.add_argument("name", help="an ablation: a file ablations/<name>.yaml (an unknown name lists them)")
     p.add_argument("--targets", nargs="+", default=None, help="override the ablation's validation targets")
-    _add_sweep_args(p, "parent folder of the tables: they go to <results>/<name> (default: results/ablations)")
+    _add_sweep_args(
+        p,
+        "parent folder of the tables: they go to <results>/<name>, or to <results>/<name>-subsets/<hash> "
+        "when --targets or --limit narrow the plan (default: results/ablations)",
+    )
     p.set_defaults(func=cmd_ablation)
     return parser
 

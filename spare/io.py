@@ -43,6 +43,13 @@ def write_json(path: str | Path, data: Any) -> Path:
     return Path(path)
 
 
+def copy_atomic(src: str | Path, dest: str | Path) -> Path:
+    """Copy the file ``src`` to ``dest``, atomically (a reader never sees half a file)."""
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dest)
+
+
 def config_hash(data: Any, length: int = 12) -> str:
     """A short, stable hash of a JSON-able config: the cache key of a stage's output."""
     blob = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))

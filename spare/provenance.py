@@ -24,6 +24,19 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def cpu_info() -> dict:
+    """The CPU's model name, the vector kernels torch picked on it and its thread count: two
+    machines that differ here may round differently, and their runs need not agree to the bit."""
+    model = platform.processor() or platform.machine()
+    try:
+        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ":" in ln
+                 and ln.startswith("model name")]  # fmt: skip
+        model = names[0] if names else model
+    except OSError:  # not Linux
+        pass
+    return {"model": model, "capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+
+
 def provenance() -> dict:
     versions = {}
     for name in PACKAGES:
@@ -36,4 +49,10 @@ def provenance() -> dict:
         if torch.cuda.is_available()
         else f"cpu ({platform.processor() or platform.machine()})"
     )
-    return {"versions": versions, "git": git_commit(), "device": device, "python": platform.python_version()}
+    return {
+        "versions": versions,
+        "git": git_commit(),
+        "device": device,
+        "cpu": cpu_info(),
+        "python": platform.python_version(),
+    }

@@ -36,6 +36,7 @@ def test_run_writes_every_stage_and_resumes(tmp_path):
     assert set(result["metrics"]) == {"UA", "IRA", "CRA", "FID(cls)", "time_s", "memory_gb", "storage_gb"}
     assert result["storage_bytes"] == sum(f.stat().st_size for f in (out / "edit").iterdir())
     assert result["metrics"]["memory_gb"]["value"] > 0 and result["provenance"]["versions"]["peft"]
+    assert result["provenance"]["cpu"]["threads"] >= 1 and result["provenance"]["cpu"]["model"]
     stamp = (out / "metrics.json").stat().st_mtime_ns
     again = run_unlearning("spare", "object:Star", cfg, settings)  # done already: nothing is recomputed
     assert (out / "metrics.json").stat().st_mtime_ns == stamp and again == json.loads(

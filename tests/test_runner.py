@@ -304,6 +304,26 @@ def test_tables_only_renders_what_is_done_and_lists_the_rest(reference, tmp_path
     assert "Missing runs (not filled in): fmn style:Ink_Outline @tiny" in (tmp_path / "t" / "summary.md").read_text()
 
 
+def test_a_narrowed_plan_gets_its_own_tables_and_leaves_the_whole_plans_alone(reference, tmp_path, capsys):
+    preset = get_preset(str(reference / "tiny.yaml"))
+    root, runs = tmp_path / "bench", str(reference / "runs")
+    assert run_sweep(build_sweep(preset, runs_dir=runs), tables_only=True, wandb_mode="off", results_root=root) == 0
+    whole = root / preset.name
+    record, per_target = (whole / "sweep.json").read_text(), (whole / "per_target.csv").read_text()
+    narrowed = build_sweep(preset, methods=["uce"], runs_dir=runs)
+    assert run_sweep(narrowed, tables_only=True, wandb_mode="off", results_root=root) == 0
+    (subset,) = (root / f"{preset.name}-subsets").iterdir()
+    assert f"2 jobs, a subset of preset {preset.name!r}: tables in {subset}, not in {whole}" in capsys.readouterr().out
+    assert set(pd.read_csv(subset / "per_target.csv")["method"]) == {"base (no unlearning)", "uce"}
+    assert (whole / "sweep.json").read_text() == record and (whole / "per_target.csv").read_text() == per_target
+    # --limit narrows the plan too, into a folder of its own; the same subset again finds its folder
+    run_sweep(build_sweep(preset, runs_dir=runs), limit=1, tables_only=True, wandb_mode="off", results_root=root)
+    run_sweep(narrowed, tables_only=True, wandb_mode="off", results_root=root)
+    assert len(list((root / f"{preset.name}-subsets").iterdir())) == 2
+    assert len(json.loads((subset / "sweep.json").read_text())["invocations"]) == 2
+    assert (whole / "sweep.json").read_text() == record
+
+
 def test_sweep_record_keeps_every_invocations_wall_time(tmp_path):
     from benchmarks.runner import save_sweep_record
 
