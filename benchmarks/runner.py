@@ -281,6 +281,9 @@ def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, 
             for key in dict.fromkeys(k for k in (sweep.preset.x, sweep.preset.series) if k):
                 row[key] = config_value(cfg, key)
         rows.append(row)
+    if sweep.catalogue.validation_targets:  # marked, so that the tables can leave them out
+        for row in rows + base_rows:
+            row["validation"] = row["target"] in sweep.catalogue.validation_targets
     return pd.DataFrame(rows), pd.DataFrame(base_rows), missing
 
 

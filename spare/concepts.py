@@ -75,6 +75,9 @@ class Catalogue:
     aliases: dict[str, str] = field(default_factory=dict)
     template: str = PROMPT_TEMPLATE
     object_surrogates: dict[str, str] = field(default_factory=dict)
+    # Targets the shipped method defaults (steps, lr) were chosen on: still reported, but the
+    # tables also give every mean without them.
+    validation_targets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = self.styles + self.extra_styles + (self.photo,)
@@ -82,6 +85,9 @@ class Catalogue:
             keys = [normalise(n) for n in group]
             if len(set(keys)) != len(keys):
                 raise ValueError(f"catalogue {self.name!r} has names that collide after normalisation")
+        known = {f"style:{s}" for s in self.styles} | {f"object:{o}" for o in self.objects}
+        if unknown := [t for t in self.validation_targets if t not in known]:
+            raise ValueError(f"catalogue {self.name!r}: validation targets {unknown} are not its targets")
 
     # --- the classes the evaluators see -------------------------------------------------
     @property

@@ -115,6 +115,26 @@ def test_summary_is_mean_and_sample_std_over_targets():
     assert side.iloc[1]["Style UA"] == 98.58 and side.iloc[1]["storage MB"] == pytest.approx(4.3 * 1024)
 
 
+def test_summary_reported_leaves_out_the_validation_targets(tmp_path):
+    rows = [
+        {"method": "m", "target": "style:A", "kind": "style", "UA": 100.0, "IRA": 90.0, "CRA": 80.0},
+        {"method": "m", "target": "style:B", "kind": "style", "UA": 80.0, "IRA": 70.0, "CRA": 80.0},
+        {"method": "m", "target": "style:V", "kind": "style", "UA": 20.0, "IRA": 10.0, "CRA": 20.0},
+    ]
+    frame = pd.DataFrame(rows).assign(**{"FID": [1.0, 2.0, 9.0], "time s": 10.0, "memory GB": 1.0, "storage MB": 2.0})
+    frame["validation"] = [False, False, True]
+    paths = tables.write_all(frame, pd.DataFrame(), tmp_path, "t", [])
+    # by hand: all three, mean(100, 80, 20) = 66.67; without V, mean(100, 80) = 90, std 14.14
+    assert pd.read_csv(tmp_path / "summary.csv").iloc[0]["Style UA"].startswith("66.67 ± ")
+    reported = pd.read_csv(tmp_path / "summary_reported.csv").iloc[0]
+    assert (
+        reported["Style UA"] == "90.00 ± 14.14" and reported["Style targets"] == 2 and reported["FID"] == "1.50 ± 0.71"
+    )
+    assert "Left out: style:V" in paths["summary_reported"].read_text()
+    tables.write_all(frame.assign(validation=False), pd.DataFrame(), tmp_path / "none", "t", [])
+    assert not (tmp_path / "none" / "summary_reported.md").exists()  # nothing to leave out: one summary
+
+
 def _sweep_cmd(preset: Path, runs: Path, results: Path) -> list[str]:
     return ["-m", "spare", "benchmark", "--preset", str(preset), "--runs", str(runs), "--results", str(results),
             "--wandb", "off"]  # fmt: skip
