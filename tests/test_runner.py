@@ -206,8 +206,11 @@ def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
     runs, results = tmp_path / "runs", tmp_path / "results"
     cmd = _sweep_cmd(preset, runs, results)
     # SIGTERM (timeout, a scheduler): the sweep stops, says how to resume and records its time
+    started = time.time()
     code, first = _start_and_stop_after_a_job(cmd, runs, tmp_path, signal.SIGTERM)
-    assert code == 130 and first, "the sweep was stopped before its first job finished"
+    waited = f"after {time.time() - started:.0f} s"  # the two failures say apart which one happened
+    assert first, f"the sweep was stopped before its first job finished ({waited}, exit code {code})"
+    assert code == 130, f"SIGTERM after a finished job gave exit code {code}, not 130 ({waited})"
     record = json.loads((results / "sweep.json").read_text())
     (stopped,) = record["invocations"]
     assert stopped["interrupted"] and stopped["jobs_run"] == len(first) and stopped["wall_time_s"] > 0
