@@ -191,13 +191,13 @@ def _start_and_stop_after_a_job(cmd: list[str], runs: Path, cwd: Path, sig: int)
         return {p for p in runs.glob("mini/*/*@tiny/metrics.json") if p.parts[-3] != "base"}
 
     before = finished()
-    proc = subprocess.Popen([sys.executable, *cmd], cwd=cwd, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 300
-    while finished() == before and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    proc.send_signal(sig)
-    return proc.wait(), sorted(finished() - before)
+    with open(cwd / f"stopped-by-{sig}.log", "w") as log:  # read back when the test fails
+        proc = subprocess.Popen([sys.executable, *cmd], cwd=cwd, env=_env(), stdout=log, stderr=log)
+        deadline = time.time() + 300
+        while finished() == before and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        return proc.wait(), sorted(finished() - before)
 
 
 def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
@@ -209,8 +209,9 @@ def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
     started = time.time()
     code, first = _start_and_stop_after_a_job(cmd, runs, tmp_path, signal.SIGTERM)
     waited = f"after {time.time() - started:.0f} s"  # the two failures say apart which one happened
-    assert first, f"the sweep was stopped before its first job finished ({waited}, exit code {code})"
-    assert code == 130, f"SIGTERM after a finished job gave exit code {code}, not 130 ({waited})"
+    log = (tmp_path / f"stopped-by-{signal.SIGTERM}.log").read_text()[-2000:]
+    assert first, f"the sweep was stopped before its first job finished ({waited}, exit code {code}):\n{log}"
+    assert code == 130, f"SIGTERM after a finished job gave exit code {code}, not 130 ({waited}):\n{log}"
     record = json.loads((results / "sweep.json").read_text())
     (stopped,) = record["invocations"]
     assert stopped["interrupted"] and stopped["jobs_run"] == len(first) and stopped["wall_time_s"] > 0
