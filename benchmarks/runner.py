@@ -324,12 +324,14 @@ def run_sweep(
             f"{len(jobs)} jobs, a subset of preset {sweep.preset.name!r}: tables in {out}, not in"
             f" {Path(results_root) / sweep.preset.name} (--results DIR to choose)"
         )
-    if restore and procs.main:  # before any process looks at what is done (the barrier of stage 1)
-        restored, stale = restore_finished(sweep, jobs, out, dry_run=dry_run)
-        print(
-            f"{'would restore' if dry_run else 'restored'} {restored} finished runs from {out / 'configs'}"
-            + (f"; {stale} stored runs have another config key and run again" if stale else "")
-        )
+    if restore:
+        if procs.main:
+            restored, stale = restore_finished(sweep, jobs, out, dry_run=dry_run)
+            print(
+                f"{'would restore' if dry_run else 'restored'} {restored} finished runs from {out / 'configs'}"
+                + (f"; {stale} stored runs have another config key and run again" if stale else "")
+            )
+        procs.barrier()  # no process looks at what is done before the restore
     if dry_run:
         if procs.main:
             print_plan(sweep, jobs, procs.world)
