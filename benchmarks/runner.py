@@ -319,7 +319,7 @@ def run_sweep(
     procs = Processes()
     jobs = sweep.jobs[:limit] if limit else sweep.jobs
     out = Path(results_dir) if results_dir else sweep.results_folder(results_root, jobs)
-    if procs.main and not results_dir and out.parent != Path(results_root):
+    if procs.main and not results_dir and out != Path(results_root) / sweep.preset.name:
         print(
             f"{len(jobs)} jobs, a subset of preset {sweep.preset.name!r}: tables in {out}, not in"
             f" {Path(results_root) / sweep.preset.name} (--results DIR to choose)"
