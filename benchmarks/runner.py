@@ -404,6 +404,7 @@ def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirr
     desc = f"sweep {sweep.preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
     bar = tqdm(mine, desc=desc, unit="job")
     for job in bar:
+        _stop_if_signalled()
         bar.set_postfix_str(job.label)
         planned = sweep.planned(job)
         if planned.done():
@@ -429,6 +430,7 @@ def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirr
 def _sigterm_as_interrupt():
     """SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does, so that a sweep stopped
     by `timeout`, a scheduler or the launcher records its time. Files are atomic either way."""
+    _SIGNALLED.clear()
     try:
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     except ValueError:  # not the main thread: leave the signals alone
@@ -440,8 +442,20 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+_SIGNALLED: list[int] = []  # SIGTERMs received by this sweep
+
+
 def _raise_interrupt(signum, frame):
+    _SIGNALLED.append(signum)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop_if_signalled() -> None:
+    """Raise again, between jobs, a SIGTERM whose KeyboardInterrupt library code swallowed (raised
+    inside a ``__del__`` or a C extension that drops the error, it would be lost): at most the job
+    that was running when the signal came still finishes."""
+    if _SIGNALLED:
+        raise KeyboardInterrupt(f"signal {_SIGNALLED[0]}")
 
 
 def _same_preset(stored: dict | None, preset: Preset) -> bool:

@@ -196,6 +196,9 @@ def _start_and_stop_after_a_job(cmd: list[str], runs: Path, cwd: Path, sig: int)
         deadline = time.time() + 300
         while finished() == before and time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
+        ended = proc.poll()  # not None: the sweep had ended before the signal
+        log.write(f"\n[test] signal {sig} sent; the sweep's exit code at that moment: {ended}\n")
+        log.flush()
         proc.send_signal(sig)
         return proc.wait(), sorted(finished() - before)
 
@@ -230,6 +233,22 @@ def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
     stopped, final = record["invocations"]  # the killed one left no record; the stopped one's time counts
     assert "interrupted" not in final and final["jobs_run"] == 4 - len(finished)
     assert record["total_wall_time_s"] == pytest.approx(stopped["wall_time_s"] + final["wall_time_s"])
+
+
+def test_a_swallowed_sigterm_still_stops_the_sweep_before_the_next_job():
+    from benchmarks import runner
+
+    with runner._sigterm_as_interrupt():
+        runner._stop_if_signalled()  # nothing received: the sweep goes on
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises during the sleep
+        except KeyboardInterrupt:
+            pass  # what library code that swallows the interrupt does
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            runner._stop_if_signalled()
+    with runner._sigterm_as_interrupt():  # the next sweep in the same process starts clean
+        runner._stop_if_signalled()
 
 
 def test_a_fresh_runs_folder_restores_the_stored_runs_instead_of_rerunning_them(reference, tmp_path):
