@@ -187,11 +187,11 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
         summary(per_target), out / "summary", f"{label}: UnlearnCanvas-format summary, mean ± std over targets", gaps
     )
     paths["summary"] = out / "summary.md"
-    if "validation" in per_target and per_target["validation"].any() and not per_target["validation"].all():
-        held_out = per_target[~per_target["validation"].astype(bool)]
-        names = ", ".join(dict.fromkeys(per_target.loc[per_target["validation"].astype(bool), "target"]))
+    marked = per_target["validation"].astype(bool) if "validation" in per_target else None
+    if marked is not None and marked.any() and not marked.all():
+        names = ", ".join(dict.fromkeys(per_target.loc[marked, "target"]))
         write_table(
-            summary(held_out),
+            summary(per_target[~marked]),
             out / "summary_reported",
             f"{label}: the summary without the validation targets, mean ± std over the other targets",
             f"Left out: {names}, the targets the methods' default steps and lr were chosen on.",

@@ -29,9 +29,8 @@ def cpu_info() -> dict:
     machines that differ here may round differently, and their runs need not agree to the bit."""
     model = platform.processor() or platform.machine()
     try:
-        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ":" in ln
-                 and ln.startswith("model name")]  # fmt: skip
-        model = names[0] if names else model
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), model)
     except OSError:  # not Linux
         pass
     return {"model": model, "capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
