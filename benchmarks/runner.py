@@ -11,9 +11,12 @@ Stages, each skipped when its output exists for the same resolved config (hash):
     3. the tables and the plot (:mod:`benchmarks.tables`) from the metrics files only,
        under ``results/benchmark/<preset>/``, with each finished run's config and metrics in
        ``configs/`` (``--restore`` takes them back into a fresh clone's runs folder), and the W&B mirror.
+       The main process also writes them, and this invocation's entry in ``sweep.json``, after each
+       job it finishes, so the results folder always holds every finished job.
 Every file is written atomically, so a sweep killed at any point resumes without redoing
-finished jobs. Processes take whole targets (target i goes to process i mod N); with the
-same thread count per process, N processes write the same metrics files as one.
+finished jobs, and even a killed one (SIGKILL, a lost machine) keeps its time up to its last job.
+Processes take whole targets (target i goes to process i mod N); with the same thread count per
+process, N processes write the same metrics files as one.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -353,26 +356,39 @@ def run_sweep(
         return sum(sweep.planned(job).done() for job in jobs)
 
     done_before = done() if procs.main else 0  # only the main process writes the record
+    started = datetime.now().isoformat(timespec="milliseconds")  # names this invocation's entry in sweep.json
+
+    def record(**state) -> None:
+        ran = done() - done_before
+        save_sweep_record(sweep, jobs, out, time.perf_counter() - start, procs.world, ran, started=started, **state)
+
+    def tabulate():  # stage 3, from the metrics files: (per_target, base, missing, paths); no paths when empty
+        per_target, base, missing = collect(sweep, jobs)
+        paths = (report or write_all)(per_target, base, out, preset.name, missing) if len(per_target) else {}
+        return per_target, base, missing, paths
+
+    def checkpoint() -> None:  # after each job the main process finishes: tables and the time so far
+        tabulate()
+        record(interrupted=True, unfinished=True)
+
     try:
         with _sigterm_as_interrupt():
             _shared_work(sweep, jobs, mine, procs)
-            failed = _run_jobs(sweep, mine, procs, mirror)
+            failed = _run_jobs(sweep, mine, procs, mirror, checkpoint if procs.main else None)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from `timeout`, a scheduler or the launcher
         if procs.main:  # its time counts towards the sweep's; the finished jobs stay done
-            ran = done() - done_before
-            save_sweep_record(sweep, jobs, out, time.perf_counter() - start, procs.world, ran, interrupted=True)
+            record(interrupted=True)
         raise
 
     # Stage 3: tables from the metrics files, by the main process.
     if not procs.main:
         return 1 if failed else 0
-    per_target, base, missing = collect(sweep, jobs)
+    per_target, base, missing, paths = tabulate()
     wall = time.perf_counter() - start
-    if per_target.empty:
+    if not paths:
         print("no finished runs to tabulate")
         return 1
-    paths = (report or write_all)(per_target, base, out, preset.name, missing)
-    save_sweep_record(sweep, jobs, out, wall, procs.world, done() - done_before)
+    record()
     mirror.log_sweep(
         preset.name,
         to_dict(preset),
@@ -398,8 +414,9 @@ def _shared_work(sweep: Sweep, jobs: list[Job], mine: list[Job], procs: Processe
         evaluate_base(target, sweep.base_settings)
 
 
-def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirror) -> list[str]:
-    """Stage 2: this process's jobs not yet done; returns the labels of those that failed."""
+def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirror, checkpoint=None) -> list[str]:
+    """Stage 2: this process's jobs not yet done; returns the labels of those that failed.
+    ``checkpoint()`` is called after each job that finishes."""
     failed = []
     desc = f"sweep {sweep.preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
     bar = tqdm(mine, desc=desc, unit="job")
@@ -421,6 +438,8 @@ def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirr
             planned.out / "answers", planned.out / "answers.png", f"{job.method}, {job.target} forgotten"
         )
         mirror.log_run(f"{job.method}/{job.target}" + (f"@{job.tag}" if job.tag else ""), planned.config, result, grid)
+        if checkpoint:
+            checkpoint()
     bar.close()
     procs.barrier()
     return failed
@@ -467,7 +486,15 @@ def _same_preset(stored: dict | None, preset: Preset) -> bool:
 
 
 def save_sweep_record(
-    sweep: Sweep, jobs: list[Job], out: Path, wall: float, world: int, ran: int, interrupted: bool = False
+    sweep: Sweep,
+    jobs: list[Job],
+    out: Path,
+    wall: float,
+    world: int,
+    ran: int,
+    interrupted: bool = False,
+    started: str | None = None,
+    unfinished: bool = False,
 ) -> None:
     """The resolved preset, the job list, every invocation's wall time and each run's config, beside the tables.
 
@@ -476,6 +503,11 @@ def save_sweep_record(
     is never overwritten; an interrupted invocation is kept too, marked ``interrupted`` (its time,
     including the unfinished job's, was spent on the sweep). A changed plan starts a new
     history: its time is not the old one's.
+
+    ``started`` names the invocation: its entry replaces the one it wrote before. The runner
+    writes one marked ``unfinished`` after each finished job; an invocation killed without a
+    chance to write its last entry (SIGKILL, a lost machine) keeps that one, its time up to
+    its last finished job.
     """
     previous = out / "sweep.json"
     record = json.loads(previous.read_text()) if previous.exists() else {}
@@ -487,14 +519,17 @@ def save_sweep_record(
     if "wall_time_s_this_time" in record:  # written before invocations were kept
         history = [{"wall_time_s": record["wall_time_s_this_time"], "jobs_run": record["jobs_run_this_time"]}]
     history = [h for h in history if h.get("plan", plan if same_plan else None) == plan]
+    history = [h for h in history if started is None or h.get("started") != started]
     history.append(
         {
+            **({"started": started} if started else {}),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "wall_time_s": wall,
             "jobs_run": ran,
             "processes": world,
             "plan": plan,
             **({"interrupted": True} if interrupted else {}),
+            **({"unfinished": True} if unfinished else {}),
         }
     )
     write_json(

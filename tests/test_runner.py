@@ -184,8 +184,9 @@ def test_sweep_writes_tables_plot_and_configs_from_metrics(reference):
     assert len(list((reference / "runs/mini/base").glob("answers-*"))) == 1
 
 
-def _start_and_stop_after_a_job(cmd: list[str], runs: Path, cwd: Path, sig: int) -> tuple[int, list[Path]]:
-    """Start a sweep, send ``sig`` as soon as one more job has its metrics; (exit code, finished)."""
+def _start_and_stop_after_a_job(cmd: list[str], runs: Path, cwd: Path, sig: int, ready=None) -> tuple[int, list[Path]]:
+    """Start a sweep, send ``sig`` as soon as one more job has its metrics (and ``ready()`` holds, where
+    given); (exit code, finished)."""
 
     def finished() -> set[Path]:  # the jobs' metrics, not the base model's
         return {p for p in runs.glob("mini/*/*@tiny/metrics.json") if p.parts[-3] != "base"}
@@ -194,7 +195,7 @@ def _start_and_stop_after_a_job(cmd: list[str], runs: Path, cwd: Path, sig: int)
     with open(cwd / f"stopped-by-{sig}.log", "w") as log:  # read back when the test fails
         proc = subprocess.Popen([sys.executable, *cmd], cwd=cwd, env=_env(), stdout=log, stderr=log)
         deadline = time.time() + 300
-        while finished() == before and time.time() < deadline and proc.poll() is None:
+        while (finished() == before or (ready and not ready())) and time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
         ended = proc.poll()  # not None: the sweep had ended before the signal
         log.write(f"\n[test] signal {sig} sent; the sweep's exit code at that moment: {ended}\n")
@@ -218,10 +219,23 @@ def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
     record = json.loads((results / "sweep.json").read_text())
     (stopped,) = record["invocations"]
     assert stopped["interrupted"] and stopped["jobs_run"] == len(first) and stopped["wall_time_s"] > 0
-    # SIGKILL: nothing runs on the way out, and the atomic writes still leave nothing half-done
-    code, second = _start_and_stop_after_a_job(cmd, runs, tmp_path, signal.SIGKILL)
+    assert "unfinished" not in stopped  # its last entry replaced the one written after its job
+
+    # SIGKILL: nothing runs on the way out, and the atomic writes still leave nothing half-done; the
+    # entry the sweep wrote after its last finished job keeps its time (killed once that entry is there)
+    def checkpointed() -> bool:
+        entries = json.loads((results / "sweep.json").read_text())["invocations"]
+        return len(entries) == 2 and entries[1]["jobs_run"] >= 1
+
+    code, second = _start_and_stop_after_a_job(cmd, runs, tmp_path, signal.SIGKILL, ready=checkpointed)
     assert code == -signal.SIGKILL and second, "the sweep was killed before its next job finished"
-    assert not (results / "per_target.csv").exists()  # stopped mid-sweep both times
+    record = json.loads((results / "sweep.json").read_text())
+    stopped, killed = record["invocations"]
+    assert killed["unfinished"] and killed["interrupted"] and 1 <= killed["jobs_run"] <= len(second)
+    assert killed["wall_time_s"] > 0 and killed["started"] != stopped["started"]
+    # the tables hold every job finished before the last record, and no other
+    partial = pd.read_csv(results / "per_target.csv")
+    assert len(partial[partial.method != "base (no unlearning)"]) == len(first) + killed["jobs_run"]
     finished = first + second
     stamp = {p: p.stat().st_mtime_ns for p in finished}
     done = subprocess.run([sys.executable, *cmd], cwd=tmp_path, env=_env(), capture_output=True, text=True)
@@ -230,9 +244,11 @@ def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
     ours = pd.read_csv(results / "per_target.csv")[QUALITY]
     pd.testing.assert_frame_equal(ours, pd.read_csv(reference / "results" / "per_target.csv")[QUALITY])
     record = json.loads((results / "sweep.json").read_text())
-    stopped, final = record["invocations"]  # the killed one left no record; the stopped one's time counts
-    assert "interrupted" not in final and final["jobs_run"] == 4 - len(finished)
-    assert record["total_wall_time_s"] == pytest.approx(stopped["wall_time_s"] + final["wall_time_s"])
+    assert record["invocations"][:2] == [stopped, killed]  # both earlier invocations' time counts
+    final = record["invocations"][2]
+    assert "interrupted" not in final and "unfinished" not in final and final["jobs_run"] == 4 - len(finished)
+    total = stopped["wall_time_s"] + killed["wall_time_s"] + final["wall_time_s"]
+    assert len(record["invocations"]) == 3 and record["total_wall_time_s"] == pytest.approx(total)
 
 
 def test_a_swallowed_sigterm_still_stops_the_sweep_before_the_next_job():
@@ -376,6 +392,12 @@ def test_sweep_record_keeps_every_invocations_wall_time(tmp_path):
     record = json.loads((tmp_path / "sweep.json").read_text())
     assert [(i["wall_time_s"], i["jobs_run"]) for i in record["invocations"]] == [(1643.0, 18), (1.0, 0)]
     assert record["total_wall_time_s"] == 1644.0 and len(record["jobs"]) == 18
+    # one invocation's entries (after each job, then its last) replace each other; the others stay
+    for wall, ran, unfinished in ((300.0, 1, True), (650.0, 2, True), (700.0, 2, False)):
+        save_sweep_record(sweep, sweep.jobs, tmp_path, wall, 1, ran, started="t0", unfinished=unfinished)
+    record = json.loads((tmp_path / "sweep.json").read_text())
+    assert [(i["wall_time_s"], i["jobs_run"]) for i in record["invocations"]] == [(1643.0, 18), (1.0, 0), (700.0, 2)]
+    assert "unfinished" not in record["invocations"][-1] and record["total_wall_time_s"] == 2344.0
     # a changed plan (here: fewer targets) starts a new history: the old sweep's time is not its time
     smaller = build_sweep(get_preset("mini-quick"), targets=["object:Star"], runs_dir=str(tmp_path / "runs"))
     save_sweep_record(smaller, smaller.jobs, tmp_path, 700.0, 1, 9)
