@@ -29,6 +29,7 @@ import re
 import signal
 import time
 import traceback
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,7 +81,15 @@ class Job:
 
     @property
     def label(self) -> str:
-        return f"{self.method} {self.target}" + (f" @{self.tag}" if self.tag else "")
+        return f"{self.method} {self.target}{self._at_tag}"
+
+    @property
+    def name_in_target(self) -> str:  # the label without the target
+        return f"{self.method}{self._at_tag}"
+
+    @property
+    def _at_tag(self) -> str:
+        return f" @{self.tag}" if self.tag else ""
 
 
 @dataclass
@@ -263,7 +272,7 @@ def print_plan(sweep: Sweep, jobs: list[Job], world: int) -> None:
         print("  cannot run yet: " + "; ".join(PATH_HELP[k] for k in sweep.missing_paths))
 
 
-def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, list[Job]]:
     """Per-target rows of every job, the base rows, and the jobs whose metrics are missing."""
     rows, base_rows, missing = [], [], []
     for target in dict.fromkeys(j.target for j in jobs):
@@ -274,7 +283,7 @@ def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, 
         planned = sweep.planned(job)
         result = read_metrics(planned.metrics_path) if planned.done() else None
         if result is None:
-            missing.append(job.label)
+            missing.append(job)
             continue
         row = per_target_row(result, job.method, job.target)
         row["seed"] = job.seed
@@ -288,6 +297,22 @@ def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, 
         for row in rows + base_rows:
             row["validation"] = row["target"] in sweep.catalogue.validation_targets
     return pd.DataFrame(rows), pd.DataFrame(base_rows), missing
+
+
+def missing_runs(missing: list[Job], jobs: list[Job]) -> str:
+    """The jobs without metrics, counted and grouped by target ("" when none), e.g.
+    ``"5 of 6: style:A: fmn, uce; object:B: all 3"`` ("all" where a target has none of its jobs done)."""
+    if not missing:
+        return ""
+    planned = Counter(j.target for j in jobs)
+    by_target: dict[str, list[Job]] = {}
+    for job in missing:
+        by_target.setdefault(job.target, []).append(job)
+    groups = []
+    for target, gone in by_target.items():
+        names = f"all {len(gone)}" if 1 < len(gone) == planned[target] else ", ".join(j.name_in_target for j in gone)
+        groups.append(f"{target}: {names}")
+    return f"{len(missing)} of {len(jobs)}: " + "; ".join(groups)
 
 
 def config_value(cfg: dict, key: str):
@@ -313,7 +338,8 @@ def run_sweep(
 ) -> int:
     """Run (or resume) the sweep; returns 0 when every job has metrics, 1 on failures or gaps.
 
-    ``report(per_target, base, out, label, missing) -> {name: path}`` writes the tables
+    ``report(per_target, base, out, label, missing) -> {name: path}`` writes the tables (``missing``:
+    the runs without metrics, as :func:`missing_runs` words them)
     (default: the benchmark tables of :func:`benchmarks.tables.write_all`; ablations pass theirs).
     ``tables_only`` skips stages 1 and 2: the tables of whatever is done, the rest listed as missing.
     ``restore`` first takes the finished runs stored beside the tables (:func:`restore_finished`).
@@ -364,6 +390,7 @@ def run_sweep(
 
     def tabulate():  # stage 3, from the metrics files: (per_target, base, missing, paths); no paths when empty
         per_target, base, missing = collect(sweep, jobs)
+        missing = missing_runs(missing, jobs)
         paths = (report or write_all)(per_target, base, out, preset.name, missing) if len(per_target) else {}
         return per_target, base, missing, paths
 
@@ -594,14 +621,14 @@ def restore_finished(sweep: Sweep, jobs: list[Job], out: Path, dry_run: bool = F
     return restored, stale
 
 
-def print_summary(per_target, base, paths: dict, wall: float, missing: list[str], mirror: WandbMirror) -> None:
+def print_summary(per_target, base, paths: dict, wall: float, missing: str, mirror: WandbMirror) -> None:
     shown = pd.concat([base, per_target], ignore_index=True) if len(base) else per_target
     cols = ["method", *(["variant"] if "variant" in shown else []), "target", "UA", "IRA", "CRA", "FID", "time s"]
     cols.append("storage MB")
     print("\n" + shown[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"\nsweep wall time {wall:.0f}s")
     if missing:
-        print("missing runs: " + ", ".join(missing))
+        print("missing runs, " + missing)
     print("tables: " + ", ".join(str(p) for p in paths.values()))
     if mirror.enabled:
         print(

@@ -174,10 +174,15 @@ def tradeoff_plot(per_target: pd.DataFrame, path: Path, title: str) -> Path:
     return path
 
 
-def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: str, missing: Sequence[str]) -> dict:
+def gaps_note(missing: str) -> str:
+    """The tables' line on the runs without metrics (``missing``: the runner's ``missing_runs``)."""
+    return f"Missing runs (not filled in), {missing}" if missing else ""
+
+
+def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: str, missing: str) -> dict:
     """Every table and the plot under ``out``; returns {name: path}."""
     out.mkdir(parents=True, exist_ok=True)
-    gaps = ("Missing runs (not filled in): " + ", ".join(missing)) if missing else ""
+    gaps = gaps_note(missing)
     paths = {}
     table = pd.concat([base, per_target], ignore_index=True) if len(base) else per_target
     table = integer_columns(table)

@@ -287,7 +287,7 @@ def test_a_fresh_runs_folder_restores_the_stored_runs_instead_of_rerunning_them(
     ref = ref[ref.method != "ca"].reset_index(drop=True)
     tables = subprocess.run([sys.executable, *cmd, "--restore", "--tables-only"], cwd=tmp_path, env=_env(),
                             capture_output=True, text=True)  # fmt: skip
-    assert "missing runs: uce object:Star @tiny" in tables.stdout  # the stale one, listed, not filled
+    assert "missing runs, 1 of 2: object:Star: uce @tiny" in tables.stdout  # the stale one, listed, not filled
     restored = pd.read_csv(results / "per_target.csv")[QUALITY]  # the base model's rows are restored too
     kept = ~((ref.method == "uce") & (ref.target == "object:Star"))
     pd.testing.assert_frame_equal(restored, ref[kept].reset_index(drop=True))
@@ -357,10 +357,23 @@ def test_tables_only_renders_what_is_done_and_lists_the_rest(reference, tmp_path
     preset.methods = ("uce", "ca", "fmn")  # fmn never ran in the reference sweep
     sweep = build_sweep(preset, runs_dir=str(reference / "runs"))
     code = run_sweep(sweep, tables_only=True, wandb_mode="off", results_dir=tmp_path / "t")
-    assert code == 1 and "missing runs: fmn style:Ink_Outline @tiny, fmn object:Star @tiny" in capsys.readouterr().out
+    gaps = "2 of 6: style:Ink_Outline: fmn @tiny; object:Star: fmn @tiny"
+    assert code == 1 and f"missing runs, {gaps}" in capsys.readouterr().out
     ours = pd.read_csv(tmp_path / "t" / "per_target.csv")[QUALITY]
     pd.testing.assert_frame_equal(ours, pd.read_csv(reference / "results" / "per_target.csv")[QUALITY])
-    assert "Missing runs (not filled in): fmn style:Ink_Outline @tiny" in (tmp_path / "t" / "summary.md").read_text()
+    assert f"Missing runs (not filled in), {gaps}\n" in (tmp_path / "t" / "summary.md").read_text()
+
+
+def test_missing_runs_are_counted_and_grouped_by_target(tmp_path):
+    from benchmarks.runner import missing_runs
+
+    sweep = build_sweep(get_preset("mini-full"), targets=["style:Chalkboard", "object:Star"], runs_dir=str(tmp_path))
+    star = [j for j in sweep.jobs if j.target == "object:Star"]
+    gone = [j for j in sweep.jobs if j.target == "style:Chalkboard" and j.method in ("fmn", "uce")] + star
+    # by hand: 2 + 9 of 18 jobs; every Star job is missing, Chalkboard only fmn and uce
+    assert missing_runs(gone, sweep.jobs) == "11 of 18: style:Chalkboard: fmn, uce; object:Star: all 9"
+    assert missing_runs(star[:1], sweep.jobs) == "1 of 18: object:Star: spare"
+    assert missing_runs([], sweep.jobs) == ""
 
 
 def test_a_narrowed_plan_gets_its_own_tables_and_leaves_the_whole_plans_alone(reference, tmp_path, capsys):
