@@ -342,7 +342,8 @@ def run_sweep(
     the runs without metrics, as :func:`missing_runs` words them)
     (default: the benchmark tables of :func:`benchmarks.tables.write_all`; ablations pass theirs).
     ``tables_only`` skips stages 1 and 2: the tables of whatever is done, the rest listed as missing.
-    ``restore`` first takes the finished runs stored beside the tables (:func:`restore_finished`).
+    ``restore`` first takes the finished runs stored beside the tables, or beside the whole preset's
+    tables under ``results_root`` (:func:`restore_finished`).
     The tables go to ``results_dir``, by default to :meth:`Sweep.results_folder` under ``results_root``.
     """
     procs = Processes()
@@ -354,10 +355,12 @@ def run_sweep(
             f" {Path(results_root) / sweep.preset.name} (--results DIR to choose)"
         )
     if restore:
-        if procs.main:
-            restored, stale = restore_finished(sweep, jobs, out, dry_run=dry_run)
+        if procs.main:  # the tables' own folder first, then the whole preset's (a subset reuses its runs)
+            folders = list(dict.fromkeys([out, Path(results_root) / sweep.preset.name]))
+            restored, stale = restore_finished(sweep, jobs, folders, dry_run=dry_run)
             print(
-                f"{'would restore' if dry_run else 'restored'} {restored} finished runs from {out / 'configs'}"
+                f"{'would restore' if dry_run else 'restored'} {restored} finished runs from "
+                + " and ".join(str(f / "configs") for f in folders)
                 + (f"; {stale} stored runs have another config key and run again" if stale else "")
             )
         procs.barrier()  # no process looks at what is done before the restore
@@ -572,52 +575,58 @@ def save_sweep_record(
             "total_wall_time_s": sum(h["wall_time_s"] for h in history),  # of this results folder's invocations
         },
     )
-    for planned, stored, names in _stored_runs(sweep, jobs, out):  # beside the tables: see restore_finished
+    for planned, stored, names in _stored_runs(sweep, jobs):  # beside the tables: see restore_finished
         if planned.done():
             for name in names:
-                copy_atomic(planned.out / name, stored / name)
+                copy_atomic(planned.out / name, out / stored / name)
 
 
 STORED = ("config.json", "metrics.json")  # metrics last: it is what marks a run done
 
 
-def _stored_runs(sweep: Sweep, jobs: list[Job], out: Path):
-    """(planned run, its folder under ``out/configs``, the files kept there) for the base model's
+def _stored_runs(sweep: Sweep, jobs: list[Job]):
+    """(planned run, its folder under a results folder, the files kept there) for the base model's
     rows of every target (``configs/base/``, metrics only) and for every job."""
     for target in dict.fromkeys(j.target for j in jobs):
         planned = planned_base(target, sweep.base_settings)
-        yield planned, out / "configs" / "base" / planned.out.name, ("metrics.json",)
+        yield planned, Path("configs") / "base" / planned.out.name, ("metrics.json",)
     for job in jobs:
         planned = sweep.planned(job)
-        yield planned, out / "configs" / job.method / planned.out.name, STORED
+        yield planned, Path("configs") / job.method / planned.out.name, STORED
 
 
-def restore_finished(sweep: Sweep, jobs: list[Job], out: Path, dry_run: bool = False) -> tuple[int, int]:
+def restore_finished(sweep: Sweep, jobs: list[Job], folders: list[Path], dry_run: bool = False) -> tuple[int, int]:
     """Copy the finished runs recorded beside the tables (``configs/<method>/<run>/`` and the base
     model's rows in ``configs/base/``, written by :func:`save_sweep_record`) into the runs folder where
     their config key is the job's: a sweep continued from a fresh clone or on another machine keeps
-    the work already done and committed.
+    the work already done and committed. ``folders`` are looked in in order; the first match counts.
 
-    Returns (restored, stale): a stored run of another config (an older method version, other
+    Returns (restored, stale): a run stored only with another config (an older method version, other
     paths) is left alone and its job runs again.
     """
     restored = stale = 0
-    for planned, src, names in _stored_runs(sweep, jobs, out):
-        if planned.done() or not (src / "metrics.json").is_file():
+    for planned, stored, names in _stored_runs(sweep, jobs):
+        if planned.done():
             continue
-        try:
-            key = json.loads((src / "metrics.json").read_text()).get("config_key")
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            bad = src / "metrics.json"
-            raise UserError(f"stored metrics {bad} are corrupt ({err}); restore it from git or delete it") from err
         is_job = names == STORED  # the base model's rows are restored too, but are not jobs
-        if key != planned.key or not all((src / name).is_file() for name in names):
-            stale += is_job
-            continue
-        restored += is_job
-        if not dry_run:
-            for name in names:
-                copy_atomic(src / name, planned.out / name)
+        other_key = False
+        for src in (folder / stored for folder in folders):
+            if not (src / "metrics.json").is_file():
+                continue
+            try:
+                key = json.loads((src / "metrics.json").read_text()).get("config_key")
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                bad = src / "metrics.json"
+                raise UserError(f"stored metrics {bad} are corrupt ({err}); restore it from git or delete it") from err
+            if key == planned.key and all((src / name).is_file() for name in names):
+                restored += is_job
+                if not dry_run:
+                    for name in names:
+                        copy_atomic(src / name, planned.out / name)
+                break
+            other_key = True
+        else:
+            stale += is_job and other_key
     return restored, stale
 
 

@@ -309,6 +309,27 @@ def test_a_fresh_runs_folder_restores_the_stored_runs_instead_of_rerunning_them(
     assert broken.returncode != 0 and "stored metrics" in broken.stderr and "are corrupt" in broken.stderr
 
 
+def test_a_subset_restores_from_the_whole_presets_stored_runs(tmp_path, capsys):
+    """A fresh clone that runs a subset (--targets object:Star): its own tables folder holds nothing yet,
+    so the runs come from the whole preset's committed configs/, and nothing is rerun."""
+    preset_file = tmp_path / "tiny.yaml"
+    preset_file.write_text(TINY.replace("methods: [uce, ca]", "methods: [uce]"))  # closed form: a quick sweep
+    preset, runs, root = get_preset(str(preset_file)), tmp_path / "runs", tmp_path / "bench"
+    whole = build_sweep(preset, runs_dir=str(runs))
+    assert run_sweep(whole, wandb_mode="off", results_root=root) == 0
+    ref = pd.read_csv(root / preset.name / "per_target.csv")[QUALITY]
+    shutil.rmtree(runs)  # the fresh clone: nothing but what was committed
+    capsys.readouterr()
+    subset = build_sweep(preset, targets=["object:Star"], runs_dir=str(runs))
+    assert run_sweep(subset, restore=True, tables_only=True, wandb_mode="off", results_root=root) == 0
+    out = capsys.readouterr().out
+    (folder,) = (root / f"{preset.name}-subsets").iterdir()
+    assert f"restored 1 finished runs from {folder / 'configs'} and {root / preset.name / 'configs'}" in out
+    ours = pd.read_csv(folder / "per_target.csv")[QUALITY]  # the base model's row came back too
+    pd.testing.assert_frame_equal(ours, ref[ref.target == "object:Star"].reset_index(drop=True))
+    assert not (runs / "mini/uce/object-Star@tiny/edit").exists()  # restored, not rerun
+
+
 @pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None,
                     reason="accelerate launcher not installed")  # fmt: skip
 def test_two_accelerate_processes_write_the_same_metrics_as_one(reference, tmp_path):
