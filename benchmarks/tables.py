@@ -59,10 +59,20 @@ def per_target_row(result: dict, method: str, target: str) -> dict:
     cost = result.get("cost") or {}
     row["CPU s"] = cost.get("cpu_time_s", np.nan)  # runs made before the meter recorded it: blank
     row["load"] = cost.get("load_1min", np.nan)  # machine load at the end: > cores means shared
+    row["machine"] = machine(result.get("provenance") or {})
     row["memory GB"] = metrics.get("memory_gb", {}).get("value", np.nan)
     row["storage MB"] = result.get("storage_bytes", np.nan) / 2**20
     row["trainable params"] = result.get("trainable_params")
     return row
+
+
+def machine(provenance: dict) -> str:
+    """What a run's time was measured on: the GPU's name, or on the CPU its model name ("" for runs
+    made before provenance recorded it). Times from different machines are not comparable."""
+    device = provenance.get("device") or ""
+    if not device.startswith("cpu"):
+        return device
+    return (provenance.get("cpu") or {}).get("model", "")
 
 
 def summary(per_target: pd.DataFrame) -> pd.DataFrame:

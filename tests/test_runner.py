@@ -115,6 +115,19 @@ def test_summary_is_mean_and_sample_std_over_targets():
     assert side.iloc[1]["Style UA"] == 98.58 and side.iloc[1]["storage MB"] == pytest.approx(4.3 * 1024)
 
 
+def test_per_target_rows_name_the_machine_each_time_was_measured_on():
+    metrics = {m: {"value": 50.0} for m in ("UA", "IRA", "CRA", "time_s")}
+    on = {
+        "AMD EPYC": {"device": "cpu (x86_64)", "cpu": {"model": "AMD EPYC", "capability": "AVX512", "threads": 2}},
+        "NVIDIA H200": {"device": "NVIDIA H200", "cpu": {"model": "Intel(R) Xeon(R)"}},
+        "": {"device": "cpu (x86_64)"},  # made before provenance recorded the CPU
+    }
+    for expected, prov in on.items():
+        row = tables.per_target_row({"metrics": metrics, "provenance": prov}, "m", "style:A")
+        assert row["machine"] == expected and row["time s"] == 50.0
+    assert tables.per_target_row({"metrics": metrics}, "m", "style:A")["machine"] == ""
+
+
 def test_summary_reported_leaves_out_the_validation_targets(tmp_path):
     rows = [
         {"method": "m", "target": "style:A", "kind": "style", "UA": 100.0, "IRA": 90.0, "CRA": 80.0},
