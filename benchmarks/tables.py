@@ -67,12 +67,16 @@ def per_target_row(result: dict, method: str, target: str) -> dict:
 
 
 def machine(provenance: dict) -> str:
-    """What a run's time was measured on: the GPU's name, or on the CPU its model name ("" for runs
-    made before provenance recorded it). Times from different machines are not comparable."""
+    """What a run's time was measured on: the GPU's name, or on the CPU its model name with torch's
+    vector kernels, "AMD EPYC (AVX2)" ("" for runs made before provenance recorded it). One model
+    name covers CPU generations 2 to 3 times apart in speed, the kernels tell them apart. Times
+    from different machines are not comparable."""
     device = provenance.get("device") or ""
     if not device.startswith("cpu"):
         return device
-    return (provenance.get("cpu") or {}).get("model", "")
+    cpu = provenance.get("cpu") or {}
+    model, kernels = cpu.get("model", ""), cpu.get("capability")
+    return f"{model} ({kernels})" if model and kernels else model
 
 
 def summary(per_target: pd.DataFrame) -> pd.DataFrame:

@@ -118,7 +118,9 @@ def test_summary_is_mean_and_sample_std_over_targets():
 def test_per_target_rows_name_the_machine_each_time_was_measured_on():
     metrics = {m: {"value": 50.0} for m in ("UA", "IRA", "CRA", "time_s")}
     on = {
-        "AMD EPYC": {"device": "cpu (x86_64)", "cpu": {"model": "AMD EPYC", "capability": "AVX512", "threads": 2}},
+        "AMD EPYC (AVX512)": {"device": "cpu (x86_64)", "cpu": {"model": "AMD EPYC", "capability": "AVX512"}},
+        "AMD EPYC (AVX2)": {"device": "cpu (x86_64)", "cpu": {"model": "AMD EPYC", "capability": "AVX2"}},
+        "Intel(R) Xeon(R)": {"device": "cpu (x86_64)", "cpu": {"model": "Intel(R) Xeon(R)"}},
         "NVIDIA H200": {"device": "NVIDIA H200", "cpu": {"model": "Intel(R) Xeon(R)"}},
         "": {"device": "cpu (x86_64)"},  # made before provenance recorded the CPU
     }
