@@ -408,6 +408,7 @@ def run_sweep(
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from `timeout`, a scheduler or the launcher
         if procs.main:  # its time counts towards the sweep's; the finished jobs stay done
             record(interrupted=True)
+            tabulate()  # the signal may have cut the last checkpoint's tables short (a second one stops this)
         raise
 
     # Stage 3: tables from the metrics files, by the main process.

@@ -235,6 +235,9 @@ def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
     (stopped,) = record["invocations"]
     assert stopped["interrupted"] and stopped["jobs_run"] == len(first) and stopped["wall_time_s"] > 0
     assert "unfinished" not in stopped  # its last entry replaced the one written after its job
+    # the tables hold that job, also when the signal cut its checkpoint short (they are rewritten on the way out)
+    stopped_tables = pd.read_csv(results / "per_target.csv")
+    assert len(stopped_tables[stopped_tables.method != "base (no unlearning)"]) == len(first)
 
     # SIGKILL: nothing runs on the way out, and the atomic writes still leave nothing half-done; the
     # entry the sweep wrote after its last finished job keeps its time (killed once that entry is there)
