@@ -41,20 +41,23 @@ from tqdm.auto import tqdm
 from benchmarks.presets import Preset
 from benchmarks.tables import per_target_row, read_metrics, write_all
 from benchmarks.wandb_mirror import WandbMirror
-from spare.cli import MINI_BASE_MODEL, MINI_CLASSIFIERS
+from spare.cli import MINI_BASE_MODEL, MINI_CLASSIFIERS, PROJECT_ROOT
 from spare.concepts import Catalogue, get_catalogue
 from spare.config import ConfigError, apply_overrides, from_dict, hash_view, to_dict
 from spare.errors import UserError
 from spare.io import config_hash, copy_atomic, write_json
 from spare.methods import get_method, method_names
 from spare.run import (
+    PATH_FIELDS,
     PlannedRun,
     RunSettings,
     base_answers,
+    checkout_of,
     evaluate_base,
     plan_run,
     planned_base,
     real_features,
+    relocate,
     run_dir,
     run_unlearning,
 )
@@ -357,10 +360,11 @@ def run_sweep(
     if restore:
         if procs.main:  # the tables' own folder first, then the whole preset's (a subset reuses its runs)
             folders = list(dict.fromkeys([out, Path(results_root) / sweep.preset.name]))
-            restored, stale = restore_finished(sweep, jobs, folders, dry_run=dry_run)
+            restored, stale, moved = restore_finished(sweep, jobs, folders, dry_run=dry_run)
             print(
                 f"{'would restore' if dry_run else 'restored'} {restored} finished runs from "
                 + " and ".join(str(f / "configs") for f in folders)
+                + "".join(f"; {n} of them made in the checkout at {o}" for o, n in moved.items())
                 + (f"; {stale} stored runs have another config key and run again" if stale else "")
             )
         procs.barrier()  # no process looks at what is done before the restore
@@ -596,39 +600,85 @@ def _stored_runs(sweep: Sweep, jobs: list[Job]):
         yield planned, Path("configs") / job.method / planned.out.name, STORED
 
 
-def restore_finished(sweep: Sweep, jobs: list[Job], folders: list[Path], dry_run: bool = False) -> tuple[int, int]:
+def restore_finished(
+    sweep: Sweep, jobs: list[Job], folders: list[Path], dry_run: bool = False, root: Path | None = None
+) -> tuple[int, int, dict[Path, int]]:
     """Copy the finished runs recorded beside the tables (``configs/<method>/<run>/`` and the base
     model's rows in ``configs/base/``, written by :func:`save_sweep_record`) into the runs folder where
     their config key is the job's: a sweep continued from a fresh clone or on another machine keeps
     the work already done and committed. ``folders`` are looked in in order; the first match counts.
 
-    Returns (restored, stale): a run stored only with another config (an older method version, other
-    paths) is left alone and its job runs again.
+    Config keys hash the model and classifier paths, which live in the checkout (``root``, by default
+    this project's). A run stored by a checkout elsewhere counts when its key is the job's with this
+    checkout's paths moved there (:func:`spare.run.relocate`); it is restored with this checkout's
+    paths and key, so it is done here from then on.
+
+    Returns (restored, stale, {other checkout: runs restored from it}): a run stored only with another
+    config (an older method version, other paths) is left alone and its job runs again.
     """
+    root = Path(root or PROJECT_ROOT)
+    others = _other_checkouts(sweep, folders, root)
+    moved_sweeps = [dataclasses.replace(sweep, settings=relocate(sweep.settings, root, o)) for o in others]
     restored = stale = 0
-    for planned, stored, names in _stored_runs(sweep, jobs):
+    moved: dict[Path, int] = {}
+    for (planned, stored, names), *elsewhere in zip(
+        _stored_runs(sweep, jobs), *(_stored_runs(m, jobs) for m in moved_sweeps), strict=True
+    ):
         if planned.done():
             continue
         is_job = names == STORED  # the base model's rows are restored too, but are not jobs
+        keys = {planned.key: None} | {p.key: other for (p, _, _), other in zip(elsewhere, others, strict=True)}
         other_key = False
         for src in (folder / stored for folder in folders):
             if not (src / "metrics.json").is_file():
                 continue
-            try:
-                key = json.loads((src / "metrics.json").read_text()).get("config_key")
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                bad = src / "metrics.json"
-                raise UserError(f"stored metrics {bad} are corrupt ({err}); restore it from git or delete it") from err
-            if key == planned.key and all((src / name).is_file() for name in names):
+            key = _read_stored(src / "metrics.json").get("config_key")
+            if key in keys and all((src / name).is_file() for name in names):
                 restored += is_job
+                if keys[key] is not None and is_job:
+                    moved[keys[key]] = moved.get(keys[key], 0) + 1
                 if not dry_run:
                     for name in names:
-                        copy_atomic(src / name, planned.out / name)
+                        if keys[key] is None:
+                            copy_atomic(src / name, planned.out / name)
+                        else:
+                            write_json(planned.out / name, _moved_here(_read_stored(src / name), planned))
                 break
             other_key = True
         else:
             stale += is_job and other_key
-    return restored, stale
+    return restored, stale, moved
+
+
+def _other_checkouts(sweep: Sweep, folders: list[Path], root: Path) -> list[Path]:
+    """The checkouts other than ``root`` that the runs stored in ``folders`` were made in, read from the
+    settings in their ``sweep.json`` and stored ``config.json`` files."""
+    found: dict[Path, None] = {}
+    for folder in folders:
+        for path in [folder / "sweep.json", *sorted(folder.glob("configs/*/*/config.json"))]:
+            try:
+                settings = json.loads(path.read_text()).get("settings")
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                continue  # no record, or a broken one: its metrics decide (and a corrupt one is an error)
+            other = checkout_of(settings, sweep.settings, root) if isinstance(settings, dict) else None
+            if other is not None:
+                found[other] = None
+    return list(found)
+
+
+def _read_stored(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        what = "metrics" if path.name == "metrics.json" else "config"
+        raise UserError(f"stored {what} {path} are corrupt ({err}); restore it from git or delete it") from err
+
+
+def _moved_here(data: dict, planned: PlannedRun) -> dict:
+    """A stored run's config.json or metrics.json with this checkout's key (and paths, in a config)."""
+    if isinstance(data.get("settings"), dict):
+        data["settings"] = {**data["settings"], **{f: planned.config["settings"][f] for f in PATH_FIELDS}}
+    return {**data, "config_key": planned.key}
 
 
 def print_summary(per_target, base, paths: dict, wall: float, missing: str, mirror: WandbMirror) -> None:

@@ -348,6 +348,39 @@ def test_a_subset_restores_from_the_whole_presets_stored_runs(tmp_path, capsys):
     assert not (runs / "mini/uce/object-Star@tiny/edit").exists()  # restored, not rerun
 
 
+def test_runs_stored_by_a_checkout_elsewhere_are_restored_with_this_checkouts_paths(tmp_path, capsys, monkeypatch):
+    """Config keys hash the model and classifier paths, which sit in the checkout: a clone at another
+    path takes the committed runs (their paths moved to it) instead of running every job again."""
+    from benchmarks import runner
+
+    preset_file = tmp_path / "tiny.yaml"
+    preset_file.write_text(TINY.replace("methods: [uce, ca]", "methods: [uce]"))  # closed form: a quick sweep
+    preset, runs, root = get_preset(str(preset_file)), tmp_path / "runs", tmp_path / "bench"
+    assert run_sweep(build_sweep(preset, runs_dir=str(runs)), wandb_mode="off", results_root=root) == 0
+    ref = pd.read_csv(root / preset.name / "per_target.csv")[QUALITY]
+    shutil.rmtree(runs)  # what was committed, now seen from a clone at another path
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "models").symlink_to(runner.PROJECT_ROOT / "models")
+    monkeypatch.setattr(runner, "PROJECT_ROOT", clone)
+    models = clone / "models"
+    here = build_sweep(preset, runs_dir=str(runs), model=str(models / "canvas-mini-base"),
+                       classifiers=str(models / "canvas-mini-classifiers"))  # fmt: skip
+    capsys.readouterr()
+    assert run_sweep(here, restore=True, wandb_mode="off", results_root=root) == 0
+    out = capsys.readouterr().out
+    assert f"restored 2 finished runs from {root / preset.name / 'configs'}; 2 of them made in the checkout at " in out
+    for job in here.jobs:
+        planned = here.planned(job)
+        assert not (planned.out / "edit").exists()  # restored, not rerun
+        assert json.loads(planned.metrics_path.read_text())["config_key"] == planned.key  # done here from now on
+        settings = json.loads((planned.out / "config.json").read_text())["settings"]
+        assert settings["model"] == str(models / "canvas-mini-base")
+    record = json.loads((root / preset.name / "sweep.json").read_text())
+    assert [i["jobs_run"] for i in record["invocations"]] == [2, 0]
+    pd.testing.assert_frame_equal(pd.read_csv(root / preset.name / "per_target.csv")[QUALITY], ref)
+
+
 @pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None,
                     reason="accelerate launcher not installed")  # fmt: skip
 def test_two_accelerate_processes_write_the_same_metrics_as_one(reference, tmp_path):
