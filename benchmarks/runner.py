@@ -620,7 +620,7 @@ def restore_finished(
     others = _other_checkouts(sweep, folders, root)
     moved_sweeps = [dataclasses.replace(sweep, settings=relocate(sweep.settings, root, o)) for o in others]
     restored = stale = 0
-    moved: dict[Path, int] = {}
+    moved: Counter[Path] = Counter()
     for (planned, stored, names), *elsewhere in zip(
         _stored_runs(sweep, jobs), *(_stored_runs(m, jobs) for m in moved_sweeps), strict=True
     ):
@@ -636,7 +636,7 @@ def restore_finished(
             if key in keys and all((src / name).is_file() for name in names):
                 restored += is_job
                 if keys[key] is not None and is_job:
-                    moved[keys[key]] = moved.get(keys[key], 0) + 1
+                    moved[keys[key]] += 1
                 if not dry_run:
                     for name in names:
                         if keys[key] is None:
