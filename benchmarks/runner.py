@@ -412,7 +412,7 @@ def run_sweep(
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from `timeout`, a scheduler or the launcher
         if procs.main:  # its time counts towards the sweep's; the finished jobs stay done
             record(interrupted=True)
-            tabulate()  # the signal may have cut the last checkpoint's tables short (a second one stops this)
+            tabulate()  # with the jobs other processes finished since the last checkpoint (a second signal stops this)
         raise
 
     # Stage 3: tables from the metrics files, by the main process.
@@ -474,7 +474,8 @@ def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirr
         )
         mirror.log_run(f"{job.method}/{job.target}" + (f"@{job.tag}" if job.tag else ""), planned.config, result, grid)
         if checkpoint:
-            checkpoint()
+            with _signals_deferred():  # a signal cutting it short (a half-done import) would break the tables
+                checkpoint()
     bar.close()
     procs.barrier()
     return failed
@@ -502,6 +503,29 @@ _SIGNALLED: list[int] = []  # SIGTERMs received by this sweep
 def _raise_interrupt(signum, frame):
     _SIGNALLED.append(signum)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def _signals_deferred():
+    """Hold SIGTERM and Ctrl-C until the block has finished, then raise KeyboardInterrupt for them:
+    the tables and the sweep record after a job are written whole. A signal that lands inside an
+    import (matplotlib's, the first time the plot is drawn) would leave the module half-initialised
+    and the tables written on the way out would then fail."""
+    try:
+        previous = {sig: signal.signal(sig, _note_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    except ValueError:  # not the main thread: leave the signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _stop_if_signalled()
+
+
+def _note_signal(signum, frame):
+    _SIGNALLED.append(signum)
 
 
 def _stop_if_signalled() -> None:

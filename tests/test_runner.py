@@ -285,6 +285,26 @@ def test_a_swallowed_sigterm_still_stops_the_sweep_before_the_next_job():
         runner._stop_if_signalled()
 
 
+def test_a_signal_during_the_tables_after_a_job_waits_until_they_are_written():
+    # A SIGTERM inside the first `import matplotlib.pyplot` left matplotlib half-imported and the
+    # tables written on the way out failed (exit code 1, not 130): the checkpoint now holds signals.
+    from benchmarks import runner
+
+    with runner._sigterm_as_interrupt():
+        steps = []
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            with runner._signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)  # an undeferred handler would raise here
+                steps.append("tables written")
+        assert steps == ["tables written"]
+        assert signal.getsignal(signal.SIGTERM) is runner._raise_interrupt  # the sweep's handlers are back
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with runner._sigterm_as_interrupt(), runner._signals_deferred():  # no signal: no interrupt
+        pass
+
+
 def test_a_fresh_runs_folder_restores_the_stored_runs_instead_of_rerunning_them(reference, tmp_path):
     """A committed sweep continued from a fresh clone: runs/ is gone, the results folder's configs/
     holds each finished run's config and metrics; --restore takes those whose config key matches."""
