@@ -497,7 +497,7 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-_SIGNALLED: list[int] = []  # SIGTERMs received by this sweep
+_SIGNALLED: list[int] = []  # signals received by this sweep: SIGTERMs, and Ctrl-C while deferred
 
 
 def _raise_interrupt(signum, frame):
