@@ -482,19 +482,28 @@ def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirr
 
 
 @contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does, so that a sweep stopped
-    by `timeout`, a scheduler or the launcher records its time. Files are atomic either way."""
-    _SIGNALLED.clear()
+def _handlers(handlers: dict):
+    """Signal handlers for the block, the previous ones back after it; off the main thread,
+    where Python refuses them, the signals are left alone."""
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:  # not the main thread: leave the signals alone
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does, so that a sweep stopped
+    by `timeout`, a scheduler or the launcher records its time. Files are atomic either way."""
+    _SIGNALLED.clear()
+    with _handlers({signal.SIGTERM: _raise_interrupt}):
+        yield
 
 
 _SIGNALLED: list[int] = []  # signals received by this sweep: SIGTERMs, and Ctrl-C while deferred
@@ -511,16 +520,8 @@ def _signals_deferred():
     the tables and the sweep record after a job are written whole. A signal that lands inside an
     import (matplotlib's, the first time the plot is drawn) would leave the module half-initialised
     and the tables written on the way out would then fail."""
-    try:
-        previous = {sig: signal.signal(sig, _note_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    except ValueError:  # not the main thread: leave the signals alone
+    with _handlers({signal.SIGTERM: _note_signal, signal.SIGINT: _note_signal}):
         yield
-        return
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     _stop_if_signalled()
 
 
