@@ -30,6 +30,7 @@ import signal
 import time
 import traceback
 from collections import Counter
+from collections.abc import Collection
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -249,8 +250,11 @@ class Processes:
             self._state.wait_for_everyone()
 
 
-def print_plan(sweep: Sweep, jobs: list[Job], world: int) -> None:
+def print_plan(sweep: Sweep, jobs: list[Job], world: int, restorable: Collection[Path] = ()) -> None:
+    """The job list, each job done, to restore (``restorable``: the run folders a ``--restore --dry-run``
+    would fill from stored runs) or to run."""
     done = sum(sweep.planned(j).done() for j in jobs)
+    to_restore = sum(sweep.planned(j).out in restorable for j in jobs)
     p = sweep.preset
     print(f"preset {p.name}: {p.description}")
     print(
@@ -259,7 +263,9 @@ def print_plan(sweep: Sweep, jobs: list[Job], world: int) -> None:
         + " = "
         f"{len(sweep.jobs)} jobs"
         + (f", this slice {len(jobs)}" if len(jobs) != len(sweep.jobs) else "")
-        + f"; {done} done, {len(jobs) - done} to run; steps x{p.budget:g}, lr x{p.lr_scale:g}; answer seeds "
+        + f"; {done} done, "
+        + (f"{to_restore} to restore, " if to_restore else "")
+        + f"{len(jobs) - done - to_restore} to run; steps x{p.budget:g}, lr x{p.lr_scale:g}; answer seeds "
         + " ".join(map(str, p.sampling.seeds))
     )
     for rank in range(world):
@@ -268,9 +274,9 @@ def print_plan(sweep: Sweep, jobs: list[Job], world: int) -> None:
             print(f"  process {rank}: {len(mine)} jobs")
         for job in mine:
             planned = sweep.planned(job)
-            status = "done" if planned.done() else "todo"
+            status = "done" if planned.done() else "restore" if planned.out in restorable else "todo"
             steps = getattr(getattr(sweep.method_config(job), "optim", None), "steps", "-")
-            print(f"    [{status}] {job.label:45s} steps {steps!s:>5s}  {planned.out}")
+            print(f"    {'[' + status + ']':9s} {job.label:45s} steps {steps!s:>5s}  {planned.out}")
     if sweep.missing_paths:
         print("  cannot run yet: " + "; ".join(PATH_HELP[k] for k in sweep.missing_paths))
 
@@ -357,12 +363,13 @@ def run_sweep(
             f"{len(jobs)} jobs, a subset of preset {sweep.preset.name!r}: tables in {out}, not in"
             f" {Path(results_root) / sweep.preset.name} (--results DIR to choose)"
         )
+    restorable: set[Path] = set()
     if restore:
         if procs.main:  # the tables' own folder first, then the whole preset's (a subset reuses its runs)
             folders = list(dict.fromkeys([out, Path(results_root) / sweep.preset.name]))
-            restored, stale, moved = restore_finished(sweep, jobs, folders, dry_run=dry_run)
+            restorable, stale, moved = restore_finished(sweep, jobs, folders, dry_run=dry_run)
             print(
-                f"{'would restore' if dry_run else 'restored'} {restored} finished runs from "
+                f"{'would restore' if dry_run else 'restored'} {len(restorable)} finished runs from "
                 + " and ".join(str(f / "configs") for f in folders)
                 + "".join(f"; {n} of them made in the checkout at {o}" for o, n in moved.items())
                 + (f"; {stale} stored runs have another config key and run again" if stale else "")
@@ -370,7 +377,7 @@ def run_sweep(
         procs.barrier()  # no process looks at what is done before the restore
     if dry_run:
         if procs.main:
-            print_plan(sweep, jobs, procs.world)
+            print_plan(sweep, jobs, procs.world, restorable)
         return 0
     check_paths(sweep)
     preset = sweep.preset
@@ -627,7 +634,7 @@ def _stored_runs(sweep: Sweep, jobs: list[Job]):
 
 def restore_finished(
     sweep: Sweep, jobs: list[Job], folders: list[Path], dry_run: bool = False, root: Path | None = None
-) -> tuple[int, int, dict[Path, int]]:
+) -> tuple[set[Path], int, dict[Path, int]]:
     """Copy the finished runs recorded beside the tables (``configs/<method>/<run>/`` and the base
     model's rows in ``configs/base/``, written by :func:`save_sweep_record`) into the runs folder where
     their config key is the job's: a sweep continued from a fresh clone or on another machine keeps
@@ -638,13 +645,15 @@ def restore_finished(
     checkout's paths moved there (:func:`spare.run.relocate`); it is restored with this checkout's
     paths and key, so it is done here from then on.
 
-    Returns (restored, stale, {other checkout: runs restored from it}): a run stored only with another
-    config (an older method version, other paths) is left alone and its job runs again.
+    Returns (the run folders of the jobs restored, or that would be with ``dry_run``, the number of
+    stale runs, {other checkout: runs restored from it}): a run stored only with another config (an
+    older method version, other paths) is left alone, counted as stale, and its job runs again.
     """
     root = Path(root or PROJECT_ROOT)
     others = _other_checkouts(sweep, folders, root)
     moved_sweeps = [dataclasses.replace(sweep, settings=relocate(sweep.settings, root, o)) for o in others]
-    restored = stale = 0
+    restored: set[Path] = set()
+    stale = 0
     moved: Counter[Path] = Counter()
     for (planned, stored, names), *elsewhere in zip(
         _stored_runs(sweep, jobs), *(_stored_runs(m, jobs) for m in moved_sweeps), strict=True
@@ -659,7 +668,8 @@ def restore_finished(
                 continue
             key = _read_stored(src / "metrics.json").get("config_key")
             if key in keys and all((src / name).is_file() for name in names):
-                restored += is_job
+                if is_job:
+                    restored.add(planned.out)
                 if keys[key] is not None and is_job:
                     moved[keys[key]] += 1
                 if not dry_run:

@@ -359,6 +359,10 @@ def test_a_subset_restores_from_the_whole_presets_stored_runs(tmp_path, capsys):
     shutil.rmtree(runs)  # the fresh clone: nothing but what was committed
     capsys.readouterr()
     subset = build_sweep(preset, targets=["object:Star"], runs_dir=str(runs))
+    assert run_sweep(subset, restore=True, dry_run=True, wandb_mode="off", results_root=root) == 0
+    out = capsys.readouterr().out  # the job list says which jobs the restore would fill, and copies nothing
+    assert "would restore 1 finished runs" in out and "0 done, 1 to restore, 0 to run" in out
+    assert "[restore] uce object:Star" in out and not (runs / "mini/uce/object-Star@tiny").exists()
     assert run_sweep(subset, restore=True, tables_only=True, wandb_mode="off", results_root=root) == 0
     out = capsys.readouterr().out
     (folder,) = (root / f"{preset.name}-subsets").iterdir()
