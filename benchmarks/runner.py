@@ -253,8 +253,11 @@ class Processes:
 def print_plan(sweep: Sweep, jobs: list[Job], world: int, restorable: Collection[Path] = ()) -> None:
     """The job list, each job done, to restore (``restorable``: the run folders a ``--restore --dry-run``
     would fill from stored runs) or to run."""
-    done = sum(sweep.planned(j).done() for j in jobs)
-    to_restore = sum(sweep.planned(j).out in restorable for j in jobs)
+    planned = {job: sweep.planned(job) for job in jobs}
+    status = {
+        job: "done" if run.done() else "restore" if run.out in restorable else "todo" for job, run in planned.items()
+    }
+    done, to_restore = (sum(s == kind for s in status.values()) for kind in ("done", "restore"))
     p = sweep.preset
     print(f"preset {p.name}: {p.description}")
     print(
@@ -273,10 +276,8 @@ def print_plan(sweep: Sweep, jobs: list[Job], world: int, restorable: Collection
         if world > 1:
             print(f"  process {rank}: {len(mine)} jobs")
         for job in mine:
-            planned = sweep.planned(job)
-            status = "done" if planned.done() else "restore" if planned.out in restorable else "todo"
             steps = getattr(getattr(sweep.method_config(job), "optim", None), "steps", "-")
-            print(f"    {'[' + status + ']':9s} {job.label:45s} steps {steps!s:>5s}  {planned.out}")
+            print(f"    {'[' + status[job] + ']':9s} {job.label:45s} steps {steps!s:>5s}  {planned[job].out}")
     if sweep.missing_paths:
         print("  cannot run yet: " + "; ".join(PATH_HELP[k] for k in sweep.missing_paths))
 
