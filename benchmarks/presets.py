@@ -6,7 +6,8 @@ A preset is a plain dataclass, so a user preset is a YAML file with the same key
 Built in:
     mini-quick     the default of ``make benchmark``: one style and one object target, every
                    method, each method's steps x0.2 (one factor for all), one answer seed sampled
-                   under bf16 autocast. A smoke-scale table for a fresh clone on 2 cores.
+                   under bf16 autocast where the machine runs bf16 natively and faster, else
+                   fp32 (``precision: auto``, :mod:`spare.precision`). A smoke-scale table for a fresh clone on 2 cores.
     mini-full      every canvas-mini target (10 styles + 10 objects) x every method at the
                    methods' defaults and the five UnlearnCanvas seeds.
     unlearncanvas  the protocol of UnlearnCanvas: 50 styles + 20 objects, seeds 188..888,
@@ -57,10 +58,11 @@ class Preset:
 
 QUICK = Preset(
     name="mini-quick",
-    description="canvas-mini smoke sweep: 1 style + 1 object target, every method, steps x0.2, 1 answer seed (bf16)",
+    description="canvas-mini smoke sweep: 1 style + 1 object target, every method, steps x0.2, 1 answer seed"
+    " (precision auto)",
     targets=("style:Ink_Outline", "object:Star"),
     budget=0.2,
-    sampling=SamplingConfig(seeds=(188,), precision="bf16"),
+    sampling=SamplingConfig(seeds=(188,), precision="auto"),
     tag="quick",
 )
 

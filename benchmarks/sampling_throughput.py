@@ -22,7 +22,8 @@ import torch
 from spare.answers import SamplingConfig
 from spare.concepts import get_catalogue
 from spare.io import write_json
-from spare.pipeline import PRECISIONS, T2IPipeline
+from spare.pipeline import T2IPipeline
+from spare.precision import PRECISIONS
 from spare.provenance import provenance
 
 

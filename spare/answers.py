@@ -9,6 +9,7 @@ kept, so an interrupted generation resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from tqdm.auto import tqdm
 from spare.concepts import Catalogue
 from spare.config import HASH_IF_SET, ConfigError, hash_view, to_dict
 from spare.io import atomic_path, config_hash, write_json
-from spare.pipeline import PRECISIONS, SAMPLERS, T2IPipeline
+from spare.pipeline import SAMPLERS, T2IPipeline
+from spare.precision import REQUESTS, resolve_precision
 
 UNLEARNCANVAS_SEEDS = (188, 288, 588, 688, 888)
 
@@ -42,17 +44,24 @@ class SamplingConfig:
     micro_batch: int = 32  # images per network call; fixed so images never depend on batching
     styles: tuple[str, ...] = field(default_factory=tuple)  # empty: every style class (benchmark + photo)
     objects: tuple[str, ...] = field(default_factory=tuple)  # empty: every object
-    # "bf16": the UNet runs under bf16 autocast (1.6x faster on these CPUs; images a mean of about
-    # 4 grey levels from fp32's, a few pixels far more); the sampler's own arithmetic stays fp32.
-    # Hashed only when set.
+    # "bf16": the UNet runs under bf16 autocast (1.6x faster on CPUs with native bf16; images a mean
+    # of about 4 grey levels from fp32's, a few pixels far more); the sampler's own arithmetic stays
+    # fp32. "auto": bf16 only where the machine runs it natively and faster (spare.precision),
+    # resolved before any key is computed (:meth:`resolved`). Hashed only when set.
     precision: str = field(default="fp32", metadata=HASH_IF_SET)
 
     def __post_init__(self) -> None:
         # checked when a preset or config is read, not after the training it follows
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; valid samplers: {', '.join(SAMPLERS)}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown sampling precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        if self.precision not in REQUESTS:
+            raise ConfigError(f"unknown sampling precision {self.precision!r}; valid: {', '.join(REQUESTS)}")
+
+    def resolved(self, device_type: str) -> SamplingConfig:
+        """This config with ``precision="auto"`` replaced by what ``device_type`` runs (fp32 or bf16)."""
+        if self.precision != "auto":
+            return self
+        return dataclasses.replace(self, precision=resolve_precision("auto", device_type).precision)
 
 
 def answer_grid(catalogue: Catalogue, cfg: SamplingConfig) -> pd.DataFrame:

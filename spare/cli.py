@@ -348,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=9.0)
     p.add_argument("--sampler", default="dpm", help="ddim or dpm")
-    p.add_argument("--precision", default="fp32", help="answer-set sampling: fp32 or bf16 (autocast)")
+    p.add_argument(
+        "--precision", default="fp32", help="answer-set sampling: fp32, bf16 (autocast) or auto (bf16 where native)"
+    )
     p.add_argument("--no-eval", action="store_true", help="only unlearn and save the edit")
     p.add_argument("--tag", default="", help="name of this variant; its run folder is <kind>-<Name>@<tag>")
     p.add_argument("overrides", nargs="*", help="method config overrides, e.g. optim.steps=200 q=0.25")

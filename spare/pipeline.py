@@ -30,9 +30,9 @@ from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, PreTraine
 
 from spare.concepts import Catalogue
 from spare.errors import UserError
+from spare.precision import resolve_precision
 
 SAMPLERS = ("ddim", "dpm")
-PRECISIONS = ("fp32", "bf16")  # answer-set sampling: the network under fp32 or bf16 autocast
 SPECIAL_TOKENS = {"pad": "[PAD]", "unk": "[UNK]", "bos": "[BOS]", "eos": "[EOS]"}
 
 
@@ -134,7 +134,7 @@ class T2IPipeline:
         raise UserError(f"unknown sampler {name!r}; valid samplers: {', '.join(SAMPLERS)}")
 
     def autocast(self, precision: str):
-        """The context the UNet runs in for a sampling ``precision`` (one of PRECISIONS)."""
+        """The context the UNet runs in for a sampling ``precision`` (one of spare.precision.PRECISIONS)."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     @torch.no_grad()
@@ -157,12 +157,11 @@ class T2IPipeline:
         kernels round differently for different batch sizes: so an image is bit-identical
         whatever batch it was requested in. Classifier-free guidance when ``guidance`` != 1.
         ``precision="bf16"`` runs the network under bf16 autocast; noise, guidance and the
-        sampler's steps stay fp32.
+        sampler's steps stay fp32; ``"auto"`` is bf16 where this machine runs it natively and faster.
         """
         if len(prompts) != len(seeds):
             raise ValueError("one seed per prompt")
-        if precision not in PRECISIONS:
-            raise UserError(f"unknown sampling precision {precision!r}; valid precisions: {', '.join(PRECISIONS)}")
+        precision = resolve_precision(precision, self.device.type).precision
         out = []
         for i in range(0, len(prompts), micro_batch):
             chunk_p, chunk_s = list(prompts[i : i + micro_batch]), list(seeds[i : i + micro_batch])

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from spare.precision import native_bf16
+
 PACKAGES = ("torch", "diffusers", "transformers", "peft", "accelerate", "timm", "torchmetrics", "datasets")
 
 
@@ -33,7 +35,12 @@ def cpu_info() -> dict:
         model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), model)
     except OSError:  # not Linux
         pass
-    return {"model": model, "capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+    return {
+        "model": model,
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "native_bf16": native_bf16("cpu")[0],  # where bf16 ("auto" precision) may be chosen
+    }
 
 
 def provenance() -> dict:

@@ -55,6 +55,10 @@ class RunSettings:
     runs_dir: str = "runs"
     tag: str = ""  # a variant's name (e.g. an ablation setting): folder <kind>-<Name>@<tag>
 
+    def __post_init__(self) -> None:
+        # "auto" precision becomes this machine's answer before any key hashes it
+        self.sampling = self.sampling.resolved(default_device().type)
+
 
 PATH_FIELDS = ("model", "classifiers", "data", "inception", "runs_dir")  # RunSettings' paths: hashed as given
 
