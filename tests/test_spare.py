@@ -65,6 +65,45 @@ def test_saliency_selects_the_modules_that_receive_gradient(pipe, data):
     assert list(weight_masks(sal, q=0.001)) == ["conv_out"]
 
 
+def test_default_candidates_are_exactly_the_attention_projections(pipe):
+    """The authors' UnlearnCanvas set: to_q, to_k, to_v, to_out.0 of every self- and cross-attention."""
+    cfg = get_method("spare").config_cls()
+    assert (cfg.candidates, cfg.localization) == ("attention", "none")
+    from diffusers.models.attention_processor import Attention
+
+    blocks = [n for n, m in pipe.unet.named_modules() if isinstance(m, Attention)]
+    assert {n.rsplit(".", 1)[1] for n in blocks} == {"attn1", "attn2"} and len(blocks) == 8  # 4 self + 4 cross
+    expected = {f"{n}.{proj}" for n in blocks for proj in ("to_q", "to_k", "to_v", "to_out.0")}
+    assert set(lora_modules(pipe.unet, cfg.candidates)) == expected
+    assert all(isinstance(m, torch.nn.Linear) for m in lora_modules(pipe.unet, "attention").values())
+
+
+def test_a_per_weight_mask_never_touches_a_module_outside_the_candidates(pipe, data):
+    """With only conv_out salient, the global threshold over every module picks conv_out alone;
+    restricted to the attention projections, the mask stays inside them."""
+    from spare.methods.spare_method import localize
+
+    with torch.no_grad():
+        pipe.unet.conv_out.weight.zero_()  # then gradient reaches conv_out only: everything else scores 0
+    forget = ImageBatches(pipe, data.forget, "prompt", "surrogate_prompt")
+    cfg = apply_overrides(get_method("spare").config_cls(), ["localization=weight", "q=0.001", "saliency_batches=1"])
+    names, masks, saliency = localize(pipe, forget, "style:Chalkboard", cfg)
+    attention = set(lora_modules(pipe.unet, "attention"))
+    assert set(saliency) == attention and set(masks) <= attention and set(names) == set(masks)
+    all_cfg = apply_overrides(cfg, ["candidates=all"])
+    assert localize(pipe, forget, "style:Chalkboard", all_cfg)[0] == ["conv_out"]
+
+
+def test_an_unknown_candidate_set_is_one_line_naming_the_valid_ones(pipe, capsys):
+    from spare.cli import main
+
+    with pytest.raises(UserError, match="unknown candidate set 'attn'; valid candidate sets: attention, all"):
+        lora_modules(pipe.unet, "attn")
+    assert main(["unlearn", "--target", "style:Chalkboard", "candidates=attn", "--no-eval"]) == 2
+    err = capsys.readouterr().err
+    assert "candidates must be one of ('attention', 'all'), got 'attn'" in err and err.count("\n") == 1, err
+
+
 def test_saliency_matches_autograd_by_hand(pipe, data):
     forget = ImageBatches(pipe, data.forget, "prompt", "surrogate_prompt")
     sal = compute_saliency(pipe, forget, batches=1, batch_size=4, seed=3)
@@ -140,13 +179,17 @@ def test_edit_round_trips_through_save_and_load(pipe, tmp_path):
         AdapterEdit.load(tmp_path / "edit")
 
 
-@pytest.mark.parametrize("localization", ["module", "weight", "none"])
-def test_unlearn_trains_only_the_adapter(pipe, data, localization):
+@pytest.mark.parametrize(
+    "localization, candidates", [("none", "attention"), ("module", "attention"), ("weight", "attention"),
+                                 ("module", "all"), ("weight", "all")]
+)  # fmt: skip
+def test_unlearn_trains_only_the_adapter(pipe, data, localization, candidates):
     spec = get_method("spare")
     cfg = apply_overrides(
         spec.config_cls(),
         [
             f"localization={localization}",
+            f"candidates={candidates}",
             "optim.steps=3",
             "saliency_batches=1",
             "optim.lr=1e-2",
@@ -163,8 +206,11 @@ def test_unlearn_trains_only_the_adapter(pipe, data, localization):
     assert torch.equal(_probe(pipe), before)  # the adapter was taken off again
     assert edit.num_parameters == report["trainable_params"] > 0
     assert any(float(v.abs().sum()) > 0 for k, v in edit.state.items() if "lora_B" in k)  # it learned something
+    attention = set(lora_modules(pipe.unet, "attention"))
+    if candidates == "attention":  # adapters (and masks) never leave the candidate set
+        assert set(report["adapted_modules"]) <= attention and set(edit.masks) <= attention
     if localization == "none":
-        assert all(".attn" in n for n in report["adapted_modules"])
+        assert report["adapted_modules"] == sorted(lora_modules(pipe.unet, candidates))
     if localization == "weight":
         assert set(edit.masks) == set(report["adapted_modules"])
     edit.apply(pipe.unet)

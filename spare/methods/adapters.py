@@ -29,11 +29,21 @@ from spare.errors import UserError
 from spare.io import atomic_path
 
 ADAPTER = "unlearn"
+# Every attention projection, self- (attn1) and cross-attention (attn2): where the SPARE authors'
+# UnlearnCanvas scripts put LoRA (to_q, to_k, to_v, to_out.0).
+ATTENTION = re.compile(r"\.attn[12]\.(to_q|to_k|to_v|to_out\.0)$")
+CANDIDATES = ("attention", "all")
 
 
-def lora_modules(unet: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    """The modules an adapter can sit on: every Linear and Conv2d of the UNet, by exact name."""
-    return {n: m for n, m in unet.named_modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)}
+def lora_modules(unet: torch.nn.Module, candidates: str = "all") -> dict[str, torch.nn.Module]:
+    """The modules an adapter can sit on, by exact name: every Linear and Conv2d of the UNet
+    (``"all"``), or only the attention projections (``"attention"``)."""
+    if candidates not in CANDIDATES:
+        raise UserError(f"unknown candidate set {candidates!r}; valid candidate sets: {', '.join(CANDIDATES)}")
+    modules = {n: m for n, m in unet.named_modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)}
+    if candidates == "attention":
+        return {n: m for n, m in modules.items() if ATTENTION.search(n)}
+    return modules
 
 
 def exact_names_regex(names: list[str]) -> str:
@@ -69,6 +79,7 @@ class AdapterEdit:
     state: dict[str, torch.Tensor] = field(default_factory=dict)  # peft state dict (lora_A / lora_B)
     masks: dict[str, torch.Tensor] = field(default_factory=dict)  # module name -> bool mask (per-weight)
     meta: dict = field(default_factory=dict)
+    dropout: float = 0.0  # peft's LoRA dropout: active only while the UNet is in train mode
     _hooks: list = field(default_factory=list, repr=False)
 
     @property
@@ -83,6 +94,7 @@ class AdapterEdit:
         config = LoraConfig(
             r=self.rank,
             lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
             target_modules=exact_names_regex(self.target_modules),
             init_lora_weights=True,
         )
@@ -162,6 +174,7 @@ class AdapterEdit:
             "alpha": self.alpha,
             "target_modules": self.target_modules,
             "mask_shapes": {n: list(m.shape) for n, m in self.masks.items()},
+            "dropout": self.dropout,
             "meta": self.meta,
         }
         with atomic_path(path) as tmp:
@@ -185,4 +198,13 @@ class AdapterEdit:
         for name, shape in meta["mask_shapes"].items():
             bits = np.unpackbits(tensors[f"mask::{name}"].numpy())[: int(np.prod(shape))]
             masks[name] = torch.from_numpy(bits.astype(bool)).view(*shape)
-        return cls(meta["method"], meta["rank"], meta["alpha"], meta["target_modules"], state, masks, meta["meta"])
+        return cls(
+            meta["method"],
+            meta["rank"],
+            meta["alpha"],
+            meta["target_modules"],
+            state,
+            masks,
+            meta["meta"],
+            dropout=meta.get("dropout", 0.0),
+        )

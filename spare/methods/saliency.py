@@ -1,8 +1,9 @@
 """SPARE stage 1, parameter localization: gradient saliency of the plain denoising loss.
 
-One pass over the forget data accumulates, for every weight of every Linear / Conv2d
-module of the UNet, |d MSE(eps_theta(x_t, t, c_forget), eps) / d w| (summed over
-batches). Two granularities:
+One pass over the forget data accumulates, for every weight of every candidate module
+(the attention projections, or every Linear / Conv2d of the UNet: ``candidates``),
+|d MSE(eps_theta(x_t, t, c_forget), eps) / d w| (summed over batches). Two granularities,
+both within the candidates:
 
 - per module: score = mean saliency of the module's weight; keep the top fraction ``q``
   of modules (LoRA only on those);
@@ -37,9 +38,11 @@ def model_fingerprint(module: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def compute_saliency(pipe, forget: ImageBatches, batches: int, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
-    """Accumulated |grad| of the denoising loss on forget data, per Linear/Conv2d weight."""
-    modules = lora_modules(pipe.unet)
+def compute_saliency(
+    pipe, forget: ImageBatches, batches: int, batch_size: int, seed: int, candidates: str = "all"
+) -> dict[str, torch.Tensor]:
+    """Accumulated |grad| of the denoising loss on forget data, per candidate module's weight."""
+    modules = lora_modules(pipe.unet, candidates)
     weights = {name: m.weight for name, m in modules.items()}
     sal = {name: torch.zeros_like(w, device="cpu") for name, w in weights.items()}
     before = {name: w.requires_grad for name, w in weights.items()}
@@ -64,7 +67,9 @@ def compute_saliency(pipe, forget: ImageBatches, batches: int, batch_size: int, 
     return sal
 
 
-def cached_saliency(pipe, forget: ImageBatches, target: str, batches: int, batch_size: int, seed: int) -> dict:
+def cached_saliency(
+    pipe, forget: ImageBatches, target: str, batches: int, batch_size: int, seed: int, candidates: str = "all"
+) -> dict:
     key = config_hash(
         {
             "model": model_fingerprint(pipe.unet),
@@ -72,12 +77,13 @@ def cached_saliency(pipe, forget: ImageBatches, target: str, batches: int, batch
             "batches": batches,
             "batch_size": batch_size,
             "seed": seed,
+            **({"candidates": candidates} if candidates != "all" else {}),  # "all": the key it always had
         }
     )
     path = cache_root() / "saliency" / f"{key}.safetensors"
     if path.exists():
         return load_file(path)
-    sal = compute_saliency(pipe, forget, batches, batch_size, seed)
+    sal = compute_saliency(pipe, forget, batches, batch_size, seed, candidates)
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in sal.items()}, tmp)
     return sal
