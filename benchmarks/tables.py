@@ -24,6 +24,9 @@ import pandas as pd
 from spare.io import atomic_path
 
 ACCURACY = ("UA", "IRA", "CRA")
+# Per-stage seconds of a run (``metrics.json`` "stages"; blank for runs made before they were kept).
+# "time s" is the unlearning stage, as UnlearnCanvas reports it.
+STAGES = {"answers s": "answers_s", "img/s": "answers_img_per_s", "score s": "score_s", "FID s": "fid_s"}
 COST = ("time s", "memory GB", "storage MB")  # storage in MiB: most edits are far below a GB
 
 # UnlearnCanvas paper, Table 2 (../shared/UNLEARNCANVAS.md section 3): Stable Diffusion v1.5 at
@@ -58,6 +61,8 @@ def per_target_row(result: dict, method: str, target: str) -> dict:
     row["time s"] = metrics.get("time_s", {}).get("value", np.nan)
     cost = result.get("cost") or {}
     row["CPU s"] = cost.get("cpu_time_s", np.nan)  # runs made before the meter recorded it: blank
+    stages = result.get("stages") or {}
+    row.update({col: stages.get(key, np.nan) for col, key in STAGES.items()})
     row["load"] = cost.get("load_1min", np.nan)  # machine load at the end: > cores means shared
     row["machine"] = machine(result.get("provenance") or {})
     row["memory GB"] = metrics.get("memory_gb", {}).get("value", np.nan)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -91,6 +92,34 @@ class CostMeter:
         }
         if storage_bytes is not None:
             out["storage_gb"] = Metric("storage_gb", storage_bytes / GB, False)
+        return out
+
+
+class StageClock:
+    """Wall and CPU seconds per named stage: ``with clock("answers"): ...``; a stage entered
+    again adds to its total. ``as_dict()`` gives ``{"<stage>_s": wall, "<stage>_cpu_s": cpu}``."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - wall, time.process_time() - cpu)
+
+    def add(self, stage: str, wall_s: float, cpu_s: float) -> None:
+        self.wall[stage] = self.wall.get(stage, 0.0) + wall_s
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu_s
+
+    def as_dict(self) -> dict[str, float]:
+        out = {}
+        for stage, wall in self.wall.items():
+            out[f"{stage}_s"] = wall
+            out[f"{stage}_cpu_s"] = self.cpu[stage]
         return out
 
 

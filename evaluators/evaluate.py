@@ -16,6 +16,7 @@ from PIL import Image
 
 from evaluators.accuracy import Metric, base_metrics, object_accuracy, pair_accuracy, style_accuracy, unlearning_metrics
 from evaluators.classifiers import Classifier
+from evaluators.cost import StageClock
 from evaluators.fid import FeatureExtractor, protocol_fid
 from spare.concepts import Catalogue, Concept
 from spare.data.schema import IMAGE_SUFFIXES
@@ -74,17 +75,21 @@ def evaluate_answers(
     real: RealReference | None = None,
     extractor: FeatureExtractor | None = None,
 ) -> dict[str, Any]:
-    """Every metric of one answer set, as a JSON-able dict (``metrics`` hold value + direction)."""
+    """Every metric of one answer set, as a JSON-able dict (``metrics`` hold value + direction;
+    ``stages``: the seconds spent classifying and on FID)."""
+    clock = StageClock()
     answers = answers.copy()
-    answers["pred_style"] = style_clf.predict(images)
-    answers["pred_object"] = object_clf.predict(images)
+    with clock("classify"):
+        answers["pred_style"] = style_clf.predict(images)
+        answers["pred_object"] = object_clf.predict(images)
     metrics: dict[str, Metric] = (
         unlearning_metrics(answers, target, catalogue) if target is not None else base_metrics(answers, catalogue)
     )
     if real is not None and extractor is not None:
         if extractor.name != real.extractor_name:
             raise UserError(f"real features were made for {real.extractor_name}, not {extractor.name}")
-        fid = protocol_fid(real.table, real.features, answers, extractor(images), target)
+        with clock("fid"):
+            fid = protocol_fid(real.table, real.features, answers, extractor(images), target)
         metrics[extractor.name] = Metric(extractor.name, fid, False)
     pairs = pair_accuracy(answers)
     return {
@@ -97,4 +102,5 @@ def evaluate_answers(
         "object_accuracy": object_accuracy(answers).round(4).to_dict(),
         "pair_accuracy": {k: v.round(4).to_dict(orient="index") for k, v in pairs.items()},
         "fid_features": extractor.name if extractor else None,
+        "stages": clock.as_dict(),
     }

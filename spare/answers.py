@@ -90,7 +90,8 @@ def generate_answer_set(
     desc: str = "answer set",
     shard: tuple[int, int] = (0, 1),
 ) -> pd.DataFrame:
-    """Generate (or complete) the answer set under ``out_dir``; returns the grid with image paths.
+    """Generate (or complete) the answer set under ``out_dir``; returns the grid with image paths
+    (``grid.attrs["generated"]``: how many images this call made).
 
     ``shard=(rank, world)`` generates only every world-th block of ``micro_batch`` rows (the
     other processes make the rest). Blocks keep each network call's batch the same as in one
@@ -125,4 +126,5 @@ def generate_answer_set(
     write_json(
         out_dir / "answer_set.json", {"sampling": to_dict(cfg), "key": config_hash(hash_view(cfg)), "images": len(grid)}
     )
+    grid.attrs["generated"] = len(todo)
     return grid

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from evaluators.classifiers import load_classifier
-from evaluators.cost import CostMeter
+from evaluators.cost import CostMeter, StageClock
 from evaluators.evaluate import RealReference, evaluate_answers, load_images, real_reference
 from evaluators.fid import make_extractor
 from spare.answers import SamplingConfig, generate_answer_set
@@ -142,18 +142,21 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
         return json.loads(metrics_path.read_text())
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {**config, "config_key": key})
-    pipe = T2IPipeline.from_pretrained(settings.model, device=default_device())
+    clock = StageClock()
+    with clock("load"):
+        pipe = T2IPipeline.from_pretrained(settings.model, device=default_device())
 
     edit_dir, report_path = out / "edit", out / "report.json"
     if report_path.exists() and json.loads(report_path.read_text()).get("config_key") == key and edit_dir.is_dir():
         edit, report = load_edit(edit_dir), json.loads(report_path.read_text())
     else:
-        data = split_for_target(
-            load_benchmark_data(settings.benchmark, settings.data),
-            concept,
-            catalogue,
-            object_surrogate=settings.object_surrogate,
-        )
+        with clock("data"):
+            data = split_for_target(
+                load_benchmark_data(settings.benchmark, settings.data),
+                concept,
+                catalogue,
+                object_surrogate=settings.object_surrogate,
+            )
         # a new edit makes any answers already in the folder (another config's) stale
         shutil.rmtree(out / "answers", ignore_errors=True)
         with CostMeter(pipe.device) as cost:
@@ -181,10 +184,14 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
     answers_dir = out / "answers"
     edit.apply(pipe.unet)
     try:
-        grid = generate_answer_set(pipe, catalogue, settings.sampling, answers_dir, desc=f"{method} {concept} answers")
+        with clock("answers"):
+            grid = generate_answer_set(
+                pipe, catalogue, settings.sampling, answers_dir, desc=f"{method} {concept} answers"
+            )
     finally:
         edit.remove(pipe.unet)
-    result = _evaluate(grid, concept, settings)
+    with clock("score"):
+        result = _evaluate(grid, concept, settings)
     gb = 1024**3
     result["metrics"].update(
         time_s={"value": report["time_s"], "higher_is_better": False},
@@ -200,10 +207,23 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
         cost={k: report.get(k) for k in ("time_s", "cpu_time_s", "load_1min", "cpu_count", "device")},
         trainable_params=report.get("trainable_params"),
         trainable_share=report.get("trainable_share"),
+        stages=_stages(clock, report, result.pop("stages"), generated=grid.attrs["generated"]),
         provenance=started,
     )
     write_json(metrics_path, result)
     return result
+
+
+def _stages(clock: StageClock, report: dict, scoring: dict, generated: int) -> dict:
+    """Seconds per stage of this run (wall and CPU): loading, data, unlearning (as the cost meter
+    measured it, also when the edit was reused from an earlier, interrupted invocation), the
+    answer set with its images/s over the images made now, scoring with its classify and FID parts."""
+    stages = clock.as_dict()
+    stages.update(unlearn_s=report["time_s"], unlearn_cpu_s=report.get("cpu_time_s"), **scoring)
+    stages["answers_generated"] = generated
+    if generated:
+        stages["answers_img_per_s"] = generated / stages["answers_s"]
+    return stages
 
 
 def real_features(settings: RunSettings, extractor) -> RealReference:
