@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
+
+from spare.config import HASH_IF_SET
 
 
 @dataclass
@@ -22,6 +24,10 @@ class OptimConfig:
     schedule: Literal["cosine", "constant"] = "cosine"
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    # "bf16": the loss function (every network call in it) runs under bf16 autocast; the noise,
+    # the losses (autocast keeps MSE in fp32), the gradients' clipping and the optimiser stay fp32.
+    # Hashed only when set.
+    precision: Literal["fp32", "bf16"] = field(default="fp32", metadata=HASH_IF_SET)
 
 
 def lr_factor(step: int, cfg: OptimConfig) -> float:
@@ -49,8 +55,10 @@ def optimise(
     gen = torch.Generator().manual_seed(seed)
     log, start = [], time.perf_counter()
     bar = tqdm(range(cfg.steps), desc=desc, unit="step", leave=False)
+    device_type = params[0].device.type
     for step in bar:
-        terms = loss_fn(step, gen)
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            terms = loss_fn(step, gen)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if cfg.grad_clip:
