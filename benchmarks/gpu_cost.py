@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import traceback
 from pathlib import Path
 
 import datasets
@@ -281,7 +282,12 @@ def main(argv: list[str] | None = None) -> int:
         if name == "spare":  # the authors' UnlearnCanvas batch: 2 forget + 2 retain
             variants.append(("spare (batch 2+2)", apply_overrides(cfg, ["forget_batch=2", "retain_batch=2"])))
         for label, c in variants:
-            row = measure_method(pipe, name, c, data, args.steps)
+            try:
+                row = measure_method(pipe, name, c, data, args.steps)
+            except Exception as err:  # one method's failure is reported, the others are still measured
+                traceback.print_exc()
+                methods.append({"method": label, "error": f"{type(err).__name__}: {err}"})
+                continue
             row["method"] = label
             methods.append(row)
             print(f"  {label:18s} set-up {row['set-up s']:7.2f} s  {row['s/step']:.3f} s/step  {row['peak GB']:.1f} GB")
@@ -295,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     del pipe
     clf_img_s = measure_classifier(spec["classifier"], device, 64 if args.scale == "full" else 4, args.precision)
     print(f"  {spec['classifier']}: {clf_img_s:.1f} img/s")
-    plan = [m for m in methods if m["method"] in method_names()]
+    plan = [m for m in methods if m["method"] in method_names() and "error" not in m]
     rows, totals = project(plan, img_s, clf_img_s) if len(plan) == len(method_names()) else ([], {})
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({cpu_info()['model']})"
     record = {

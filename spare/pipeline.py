@@ -93,12 +93,13 @@ class T2IPipeline:
         return self.text_encoder(tokens.input_ids.to(self.device))[0]
 
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        """eps_theta(x_t, t, c)."""
-        return self.unet(x_t, t, encoder_hidden_states=text_emb).sample
+        """eps_theta(x_t, t, c); ``t`` may sit on the CPU (the methods draw it from a CPU generator)."""
+        return self.unet(x_t, t.to(x_t.device), encoder_hidden_states=text_emb).sample
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (the forward process)."""
-        return self.scheduler.add_noise(x0, noise, t)
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (the forward process), on x0's device: noise
+        and t are drawn from CPU generators, so a seed gives the same draws on every device."""
+        return self.scheduler.add_noise(x0, noise.to(x0.device), t.to(x0.device))
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] ``(B, 3, H, W)`` to the space the UNet denoises (x0)."""

@@ -124,7 +124,7 @@ def retain_denoising(pipe, retain, n: int, gen, T: int) -> torch.Tensor:
     """The plain denoising loss on retained images and prompts."""
     x0, prompts, _ = retain.sample(n, gen)
     t = torch.randint(T, (len(x0),), generator=gen)
-    noise = torch.randn(x0.shape, generator=gen)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
     with torch.no_grad():
         emb = pipe.encode_prompts(prompts)
     return torch.nn.functional.mse_loss(pipe.predict_noise(pipe.add_noise(x0, noise, t), t, emb), noise)

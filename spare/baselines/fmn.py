@@ -47,7 +47,7 @@ class ConceptAttention(AttnProcessor):
             q = attn.head_to_batch_dim(attn.to_q(hidden_states))
             k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
             probs = attn.get_attention_scores(q, k, None)  # (B * heads, image positions, tokens)
-            mask = self.token_mask.repeat_interleave(attn.heads, dim=0)[:, None, :].to(probs.dtype)
+            mask = self.token_mask.repeat_interleave(attn.heads, dim=0)[:, None, :].to(probs.device, probs.dtype)
             self.sink.append((probs * mask).sum(-1).mean())
         return out
 

@@ -46,7 +46,7 @@ def snip_scores(pipe, forget: ImageBatches, params: list[torch.nn.Parameter], ba
     for _ in range(batches):
         x0, prompts, _ = forget.sample(size, gen)
         t = torch.randint(T, (len(x0),), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen)
+        noise = torch.randn(x0.shape, generator=gen).to(x0.device)
         with torch.no_grad():
             emb = pipe.encode_prompts(prompts)
         loss = F.mse_loss(pipe.predict_noise(pipe.add_noise(x0, noise, t), t, emb), noise)

@@ -53,7 +53,7 @@ def compute_saliency(
         for _ in tqdm(range(batches), desc="saliency", unit="batch", leave=False):
             x0, prompts, _ = forget.sample(batch_size, gen)
             t = torch.randint(pipe.scheduler.config.num_train_timesteps, (len(x0),), generator=gen)
-            noise = torch.randn(x0.shape, generator=gen)
+            noise = torch.randn(x0.shape, generator=gen).to(x0.device)
             with torch.no_grad():
                 emb = pipe.encode_prompts(prompts)
             eps = pipe.predict_noise(pipe.add_noise(x0, noise, t), t, emb)
