@@ -50,6 +50,7 @@ def unlearn(pipe, data: TargetData, cfg: SalUnConfig) -> tuple[WeightEdit, dict]
     original, trainable = start_training(pipe, names)
 
     def masked(mask: torch.Tensor):
+        mask = mask.to(pipe.device)  # saliency is kept on the CPU
         return lambda grad: grad * mask.to(grad.dtype)
 
     modules = sorted(masks)
