@@ -13,9 +13,12 @@ REPORTED = {"style:Ink_Outline", "object:Star"}  # the benchmark's reported targ
 
 def test_every_ablation_the_issue_names_exists():
     assert set(ablation_names()) >= {"localization", "sparsity", "rank", "tradeoff", "timesteps", "steps", "surrogate"}
+    assert "spare_default" in ablation_names()  # where SPARE's default steps were chosen
 
 
-@pytest.mark.parametrize("name", ["localization", "sparsity", "rank", "tradeoff", "timesteps", "steps", "surrogate"])
+@pytest.mark.parametrize(
+    "name", ["localization", "sparsity", "rank", "tradeoff", "timesteps", "steps", "surrogate", "spare_default"]
+)
 def test_ablation_expands_on_validation_targets_only(name, tmp_path):
     sweep = build_sweep(get_ablation(name), runs_dir=str(tmp_path))
     assert not REPORTED & set(sweep.targets) and sweep.settings.sampling.seeds == (1000, 1001)
@@ -47,7 +50,8 @@ def test_timesteps_ablation_varies_mode_and_steps(tmp_path):
     cfgs = {j.variant: sweep.method_config(j) for j in sweep.jobs if j.target == "object:Crescent"}
     assert (cfgs["band-steps100"].timesteps.mode, cfgs["band-steps100"].optim.steps) == ("band", 100)
     assert (cfgs["band"].timesteps.band_lo, cfgs["band"].timesteps.band_hi) == (250, 750)
-    assert (cfgs["default"].timesteps.mode, cfgs["default"].optim.steps) == ("gap", 400)
+    assert (cfgs["default"].timesteps.mode, cfgs["default"].optim.steps) == ("uniform", 200)
+    assert (cfgs["gap-steps400"].timesteps.mode, cfgs["gap-steps400"].optim.steps) == ("gap", 400)
 
 
 def test_unknown_ablation_lists_the_valid_ones(capsys):
@@ -55,7 +59,7 @@ def test_unknown_ablation_lists_the_valid_ones(capsys):
         get_ablation("rnk")
     assert main(["ablation", "sparsty"]) == 2
     err = capsys.readouterr().err
-    assert "Valid ablations: localization, rank, sparsity, steps, surrogate, timesteps, tradeoff" in err
+    assert "Valid ablations: localization, rank, spare_default, sparsity, steps, surrogate, timesteps, tradeoff" in err
 
 
 def test_ablation_table_is_the_mean_over_targets_per_variant(tmp_path):
