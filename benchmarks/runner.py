@@ -46,7 +46,7 @@ from spare.cli import MINI_BASE_MODEL, MINI_CLASSIFIERS, PROJECT_ROOT
 from spare.concepts import Catalogue, get_catalogue
 from spare.config import ConfigError, apply_overrides, from_dict, hash_view, to_dict
 from spare.errors import UserError
-from spare.io import config_hash, copy_atomic, write_json
+from spare.io import config_hash, copy_atomic, read_json_dict, write_json
 from spare.methods import get_method, method_names
 from spare.run import (
     PATH_FIELDS,
@@ -703,11 +703,8 @@ def _other_checkouts(sweep: Sweep, folders: list[Path], root: Path) -> list[Path
 
 
 def _read_stored(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        what = "metrics" if path.name == "metrics.json" else "config"
-        raise UserError(f"stored {what} {path} are corrupt ({err}); restore it from git or delete it") from err
+    """A stored run's file; a damaged one is named in a warning and restores nothing (its job runs again)."""
+    return read_json_dict(path) or {}
 
 
 def _moved_here(data: dict, planned: PlannedRun) -> dict:

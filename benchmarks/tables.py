@@ -14,14 +14,13 @@ Missing runs are listed, never filled in.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from spare.io import atomic_path
+from spare.io import atomic_path, read_json_dict
 
 ACCURACY = ("UA", "IRA", "CRA")
 # Per-stage seconds of a run (``metrics.json`` "stages"; blank for runs made before they were kept).
@@ -48,7 +47,8 @@ PUBLISHED_SPARE = {"Style UA": 99.96, "Object UA": 98.55}  # SPARE reports only 
 
 
 def read_metrics(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+    """A run's metrics, or None when missing or damaged (then named in a warning, and listed as missing)."""
+    return read_json_dict(path)
 
 
 def per_target_row(result: dict, method: str, target: str) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -36,6 +39,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
+def read_json_dict(path: str | Path) -> dict | None:
+    """The JSON object stored at ``path``; None when it is missing, and None with a warning that
+    names the file when it is damaged (not JSON, or not an object): a stage file that cannot be
+    read counts as not done, and its stage is computed again."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        log.warning("%s is damaged (%s); it counts as not done and is made again", path, err)
+        return None
+    if not isinstance(data, dict):
+        log.warning("%s is damaged (a JSON %s, not an object); it counts as not done", path, type(data).__name__)
+        return None
+    return data
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
@@ -59,3 +80,58 @@ def config_hash(data: Any, length: int = 12) -> str:
 def cache_root() -> Path:
     """Where derived data lives: ``$SPARE_CACHE`` or ``~/.cache/spare``."""
     return Path(os.environ.get("SPARE_CACHE", Path.home() / ".cache" / "spare"))
+
+
+# What a stage is computed from, by content: a model or classifier folder replaced at the same path
+# must never be taken for the old one (their paths alone were keyed before).
+FINGERPRINTED = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".json", ".txt", ".model")
+
+
+def content_fingerprint(path: str | Path | None, *, contents: bool = True) -> str | None:
+    """A short hash of what ``path`` holds: every weight, config and index file under it (by
+    relative name and sha256 of its bytes; ``contents=False``: by name and size only, for
+    datasets too large to read). Each file's digest is cached by path, size and modification
+    time under ``$SPARE_CACHE``, so a folder is read once. None for no path, a hub id or a path
+    that does not exist (the path itself is keyed, and a missing one is reported where it is read)."""
+    if not path:
+        return None
+    root = Path(path).expanduser()
+    if not root.exists():
+        return None
+    if root.is_file():
+        files = [root]
+    else:
+        files = sorted(
+            f
+            for f in root.rglob("*")
+            if f.is_file()
+            and not any(part.startswith(".") for part in f.relative_to(root).parts)
+            and (not contents or f.suffix.lower() in FINGERPRINTED)
+        )
+    cache_file = cache_root() / "fingerprints.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if not isinstance(cache, dict):
+        cache = {}
+    h, changed = hashlib.sha256(), False
+    for f in files:
+        st = f.stat()
+        name = f.name if f == root else f.relative_to(root).as_posix()
+        if not contents:
+            h.update(f"{name}\0{st.st_size}\n".encode())
+            continue
+        key = str(f.resolve())
+        entry = cache.get(key)
+        if not (isinstance(entry, list) and entry[:2] == [st.st_size, st.st_mtime_ns]):
+            digest = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+            entry = cache[key] = [st.st_size, st.st_mtime_ns, digest.hexdigest()]
+            changed = True
+        h.update(f"{name}\0{entry[2]}\n".encode())
+    if changed:
+        write_json(cache_file, cache)
+    return h.hexdigest()[:16]

@@ -32,7 +32,7 @@ from spare.answers import SamplingConfig, generate_answer_set
 from spare.concepts import get_catalogue
 from spare.config import hash_view, to_dict
 from spare.data import load_benchmark_data, load_fid_real_images, split_for_target
-from spare.io import atomic_path, config_hash, write_json
+from spare.io import atomic_path, config_hash, content_fingerprint, read_json_dict, write_json
 from spare.methods import get_method
 from spare.methods.edits import edit_size_bytes, load_edit
 from spare.pipeline import T2IPipeline, default_device
@@ -54,10 +54,21 @@ class RunSettings:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     runs_dir: str = "runs"
     tag: str = ""  # a variant's name (e.g. an ablation setting): folder <kind>-<Name>@<tag>
+    # What the model, classifier, data and Inception paths hold (spare.io.content_fingerprint),
+    # filled in when the settings are made: every stage key hashes them, so a folder replaced at
+    # the same path is never taken for the old one.
+    fingerprints: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # "auto" precision becomes this machine's answer before any key hashes it
         self.sampling = self.sampling.resolved(default_device().type)
+        if not self.fingerprints:
+            self.fingerprints = {
+                "model": content_fingerprint(self.model),
+                "classifiers": content_fingerprint(self.classifiers),
+                "data": content_fingerprint(self.data, contents=False),  # names and sizes: tens of GB
+                "inception": content_fingerprint(self.inception),
+            }
 
 
 PATH_FIELDS = ("model", "classifiers", "data", "inception", "runs_dir")  # RunSettings' paths: hashed as given
@@ -111,8 +122,7 @@ class PlannedRun:
 
     def done(self) -> bool:
         """True when metrics.json exists for exactly this config."""
-        path = self.metrics_path
-        return path.exists() and json.loads(path.read_text()).get("config_key") == self.key
+        return (read_json_dict(self.metrics_path) or {}).get("config_key") == self.key
 
 
 def plan_run(method: str, target: str, method_cfg: Any, settings: RunSettings) -> PlannedRun:
@@ -147,8 +157,9 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
         pipe = T2IPipeline.from_pretrained(settings.model, device=default_device())
 
     edit_dir, report_path = out / "edit", out / "report.json"
-    if report_path.exists() and json.loads(report_path.read_text()).get("config_key") == key and edit_dir.is_dir():
-        edit, report = load_edit(edit_dir), json.loads(report_path.read_text())
+    report = read_json_dict(report_path)
+    if report is not None and report.get("config_key") == key and edit_dir.is_dir():
+        edit = load_edit(edit_dir)
     else:
         with clock("data"):
             data = split_for_target(
@@ -236,6 +247,7 @@ def real_features(settings: RunSettings, extractor) -> RealReference:
             "inception": settings.inception,
             "classifiers": settings.classifiers,
             "extractor": extractor.name,
+            "fingerprints": {k: settings.fingerprints.get(k) for k in ("data", "inception", "classifiers")},
         }
     )
     path = Path(settings.runs_dir) / catalogue.name / "fid_real" / f"{key}.npz"
@@ -269,7 +281,8 @@ def _evaluate(grid, concept, settings: RunSettings) -> dict:
 
 
 def _base_key(settings: RunSettings) -> str:
-    return config_hash({"model": settings.model, "sampling": hash_view(settings.sampling)})
+    model = {"model": settings.model, "fingerprint": settings.fingerprints.get("model")}
+    return config_hash({**model, "sampling": hash_view(settings.sampling)})
 
 
 def base_answers(settings: RunSettings, shard: tuple[int, int] = (0, 1)) -> pd.DataFrame:
@@ -287,7 +300,12 @@ def base_answers(settings: RunSettings, shard: tuple[int, int] = (0, 1)) -> pd.D
 def planned_base(target: str, settings: RunSettings) -> PlannedRun:
     """Where the base model's metrics for ``target`` live, and their key."""
     concept = get_catalogue(settings.benchmark).target(target)
-    config = {"model": settings.model, "sampling": hash_view(settings.sampling), "classifiers": settings.classifiers}
+    config = {
+        "model": settings.model,
+        "sampling": hash_view(settings.sampling),
+        "classifiers": settings.classifiers,
+        "fingerprints": {k: settings.fingerprints.get(k) for k in ("model", "classifiers")},
+    }
     return PlannedRun(run_dir(settings, "base", concept.slug), config, config_hash(config))
 
 

@@ -30,8 +30,11 @@ def test_run_writes_every_stage_and_resumes(tmp_path):
     result = run_unlearning("spare", "object:Star", cfg, settings)
     out = run_dir(settings, "spare", "object-Star")
     assert out.name == "object-Star@micro"
-    for name in ("config.json", "report.json", "metrics.json", "saliency.png", "edit/adapter.safetensors"):
+    for name in ("config.json", "report.json", "metrics.json", "edit/adapter.safetensors"):
         assert (out / name).exists(), name
+    stages = result["stages"]  # seconds per stage, and the answer set's rate
+    assert all(stages[f"{s}_s"] > 0 for s in ("load", "data", "unlearn", "answers", "score", "classify", "fid"))
+    assert stages["answers_generated"] == 110 and stages["answers_img_per_s"] > 0
     assert len(list((out / "answers").rglob("*.png"))) == len(CANVAS_MINI.style_classes) * len(CANVAS_MINI.objects)
     assert set(result["metrics"]) == {"UA", "IRA", "CRA", "FID(cls)", "time_s", "memory_gb", "storage_gb"}
     assert result["storage_bytes"] == sum(f.stat().st_size for f in (out / "edit").iterdir())

@@ -1,0 +1,95 @@
+"""A number the harness reuses is the number it would compute: content-keyed stages, damaged files."""
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from benchmarks.tables import read_metrics
+from spare.answers import SamplingConfig
+from spare.data.canvas_mini import CANVAS_MINI
+from spare.io import content_fingerprint
+from spare.methods import get_method
+from spare.pipeline import TinyModelConfig, build_tiny_pipeline
+from spare.run import RunSettings, plan_run, run_unlearning
+
+CLASSIFIERS = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-classifiers"
+TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+
+
+def _settings(tmp_path: Path, classifiers: Path) -> RunSettings:
+    if not (tmp_path / "model").exists():
+        build_tiny_pipeline(CANVAS_MINI, TINY).save_pretrained(tmp_path / "model")
+    return RunSettings(
+        model=str(tmp_path / "model"),
+        classifiers=str(classifiers),
+        runs_dir=str(tmp_path / "runs"),
+        sampling=SamplingConfig(seeds=(188,), steps=2),
+        tag="rel",
+    )
+
+
+def _shift_head(folder: Path) -> None:
+    """The style head's rows rolled by one: the same file names and shapes, other predictions."""
+    path = folder / "style" / "model.safetensors"
+    state = load_file(path)
+    state = {k: torch.roll(v, 1, dims=0) if k.startswith("fc.") else v for k, v in state.items()}
+    save_file(state, path)
+
+
+def test_content_fingerprint_follows_the_bytes_not_the_path(tmp_path):
+    clf = tmp_path / "clf"
+    shutil.copytree(CLASSIFIERS, clf)
+    first = content_fingerprint(clf)
+    assert first == content_fingerprint(CLASSIFIERS)  # same contents elsewhere: same fingerprint
+    (clf / "notes.png").write_bytes(b"not a weight file")  # plots and logs beside the weights do not count
+    assert content_fingerprint(clf) == first
+    _shift_head(clf)
+    assert content_fingerprint(clf) not in (first, None)
+    assert content_fingerprint(None) is None and content_fingerprint(tmp_path / "missing") is None
+
+
+def test_a_classifier_replaced_at_the_same_path_is_recomputed_never_served(tmp_path):
+    clf = tmp_path / "clf"
+    shutil.copytree(CLASSIFIERS, clf)
+    uce = get_method("uce").config_cls()
+    before = run_unlearning("uce", "style:Ink_Outline", uce, _settings(tmp_path, clf))
+    metrics = tmp_path / "runs/mini/uce/style-Ink_Outline@rel/metrics.json"
+    stamp = metrics.stat().st_mtime_ns
+    _shift_head(clf)
+    settings = _settings(tmp_path, clf)
+    assert not plan_run("uce", "style:Ink_Outline", uce, settings).done()  # the stored run is stale now
+    after = run_unlearning("uce", "style:Ink_Outline", uce, settings)
+    assert metrics.stat().st_mtime_ns != stamp and after["config_key"] != before["config_key"]
+    # the scores are those the new classifier gives the same answers, not the stored ones
+    from spare.cli import main
+
+    answers = metrics.parent / "answers"
+    assert main(["evaluate", "--images", str(answers), "--target", "style:Ink_Outline", "--classifiers", str(clf),
+                 "--out", str(tmp_path / "fresh.json")]) == 0  # fmt: skip
+    fresh = json.loads((tmp_path / "fresh.json").read_text())
+    assert {m: after["metrics"][m] for m in ("UA", "IRA", "CRA")} == {
+        m: fresh["metrics"][m] for m in ("UA", "IRA", "CRA")
+    }
+    assert after["style_accuracy"] == fresh["style_accuracy"] != before["style_accuracy"]
+
+
+def test_damaged_stage_files_count_as_not_done_and_are_named(tmp_path, caplog):
+    settings = _settings(tmp_path, CLASSIFIERS)
+    uce = get_method("uce").config_cls()
+    planned = plan_run("uce", "object:Star", uce, settings)
+    first = run_unlearning("uce", "object:Star", uce, settings)
+    report = planned.out / "report.json"
+    for damage in ("{not json", "[]", "\udcff"):
+        planned.metrics_path.write_text(damage, errors="surrogateescape")
+        with caplog.at_level(logging.WARNING):
+            assert not planned.done() and read_metrics(planned.metrics_path) is None
+        assert f"{planned.metrics_path} is damaged" in caplog.text
+        caplog.clear()
+    report.write_text("[1, 2")  # a damaged report: the edit is made again rather than trusted
+    again = run_unlearning("uce", "object:Star", uce, settings)
+    assert json.loads(report.read_text())["config_key"] == first["config_key"] == again["config_key"]
+    assert again["metrics"]["UA"] == first["metrics"]["UA"] and planned.done()
