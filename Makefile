@@ -61,12 +61,12 @@ test-slow: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # The SPARE figures of results/spare: one style and one object target (chosen before any
-# result was seen), default concept-aware timesteps and uniform timesteps at the same budget.
+# result was seen), the default uniform timesteps and concept-aware timesteps at the same budget.
 spare-results: $(STAMP)
 	$(BIN)/spare unlearn --target style:Ink_Outline
 	$(BIN)/spare unlearn --target object:Star
-	$(BIN)/spare unlearn --target style:Ink_Outline --tag uniform-timesteps timesteps.mode=uniform
-	$(BIN)/spare unlearn --target object:Star --tag uniform-timesteps timesteps.mode=uniform
+	$(BIN)/spare unlearn --target style:Ink_Outline --tag gap-timesteps timesteps.mode=gap
+	$(BIN)/spare unlearn --target object:Star --tag gap-timesteps timesteps.mode=gap
 	$(BIN)/python -m benchmarks.spare_report
 
 # Every method on the reported SPARE targets at the shared budget rule: the mini-full preset on
