@@ -84,10 +84,48 @@ def machine(provenance: dict) -> str:
     return f"{model} ({kernels})" if model and kernels else model
 
 
-def summary(per_target: pd.DataFrame) -> pd.DataFrame:
-    """UnlearnCanvas format: per method, mean ± std over targets of each kind (strings "m ± s")."""
+def seed_means(per_target: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, target): the mean over its training seeds (the frame as it is when
+    every target has one run per method), so that a std over targets is over targets only."""
+    keys = ["method", "target", "kind"]
+    if "seed" not in per_target or per_target.groupby(keys[:2]).size().max() <= 1:
+        return per_target
+    numeric = [c for c in per_target.select_dtypes("number").columns if c != "seed"]
+    return per_target.groupby(keys, sort=False, as_index=False)[numeric].mean()
+
+
+def seed_spread(per_target: pd.DataFrame) -> pd.DataFrame:
+    """Per method, kind and metric: the mean, the std over targets (of each target's mean over
+    seeds) and the std over training seeds (each target's std over its seeds, averaged over
+    targets), for the methods run with more than one training seed."""
     rows = []
-    for method, runs in per_target.groupby("method", sort=False):
+    for (method, kind), runs in per_target.groupby(["method", "kind"], sort=False):
+        per_target_seeds = runs.groupby("target", sort=False)
+        seeds = per_target_seeds.size()
+        if seeds.max() <= 1:
+            continue
+        for m in ACCURACY:
+            means, stds = per_target_seeds[m].mean(), per_target_seeds[m].std(ddof=1)
+            rows.append(
+                {
+                    "method": method,
+                    "kind": kind,
+                    "metric": m,
+                    "mean": means.mean(),
+                    "sd over targets": means.std(ddof=1),
+                    "sd over seeds": stds.mean(),
+                    "targets": len(means),
+                    "seeds per target": int(seeds.min()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summary(per_target: pd.DataFrame) -> pd.DataFrame:
+    """UnlearnCanvas format: per method, mean ± std over targets of each kind (strings "m ± s");
+    a target run with several training seeds counts once, with its mean over the seeds."""
+    rows = []
+    for method, runs in seed_means(per_target).groupby("method", sort=False):
         row = {"method": method}
         for kind, label in (("style", "Style"), ("object", "Object")):
             part = runs[runs["kind"] == kind]
@@ -235,5 +273,15 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
         note,
     )
     paths["published"] = out / "published.md"
+    spread = seed_spread(per_target)
+    if len(spread):
+        write_table(
+            spread,
+            out / "seeds",
+            f"{label}: spread over targets and over training seeds, separately",
+            "sd over targets: of each target's mean over its seeds; sd over seeds: each target's std over its "
+            "training seeds, averaged over the targets.",
+        )
+        paths["seeds"] = out / "seeds.md"
     paths["plot"] = tradeoff_plot(per_target, out / "tradeoff.png", f"{label}: forgetting vs retention")
     return paths

@@ -1,0 +1,33 @@
+"""Tables over training seeds: a target counts once in the summary, and the two spreads are apart."""
+
+import pandas as pd
+import pytest
+
+from benchmarks.tables import seed_spread, summary
+
+
+def _runs() -> pd.DataFrame:
+    # two style targets x two seeds: A has UA 90 / 100, B has UA 60 / 80 (IRA, CRA constant)
+    rows = [("A", 0, 90.0), ("A", 1, 100.0), ("B", 0, 60.0), ("B", 1, 80.0)]
+    return pd.DataFrame(
+        [{"method": "m", "target": f"style:{t}", "kind": "style", "seed": s, "UA": ua, "IRA": 90.0, "CRA": 95.0,
+          "FID": 8.0, "time s": 10.0, "memory GB": 1.0, "storage MB": 0.1} for t, s, ua in rows]
+    )  # fmt: skip
+
+
+def test_summary_counts_each_target_once_with_its_mean_over_seeds():
+    # per-target means 95 and 70: mean 82.5, sample std over the two targets sqrt(2 * 12.5^2) = 17.68
+    assert summary(_runs()).loc[0, "Style UA"] == "82.50 ± 17.68"
+    assert summary(_runs()).loc[0, "Style targets"] == 2
+
+
+def test_seed_spread_separates_targets_from_seeds_by_hand():
+    spread = seed_spread(_runs()).set_index("metric")
+    ua = spread.loc["UA"]
+    assert ua["mean"] == 82.5 and ua["sd over targets"] == pytest.approx(17.677669, rel=1e-6)
+    # std over seeds: A sqrt(50) = 7.071, B sqrt(200) = 14.142; their mean 10.607
+    assert ua["sd over seeds"] == pytest.approx((50**0.5 + 200**0.5) / 2)
+    assert (ua["targets"], ua["seeds per target"]) == (2, 2)
+    assert spread.loc["IRA", "sd over seeds"] == 0.0
+    one_seed = _runs()[_runs()["seed"] == 0]
+    assert seed_spread(one_seed).empty  # one training seed: no spread table
