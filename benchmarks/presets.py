@@ -9,7 +9,8 @@ Built in:
                    under bf16 autocast where the machine runs bf16 natively and faster, else
                    fp32 (``precision: auto``, :mod:`spare.precision`). A smoke-scale table for a fresh clone on 2 cores.
     mini-full      every canvas-mini target (10 styles + 10 objects) x every method at the
-                   methods' defaults and the five UnlearnCanvas seeds.
+                   methods' defaults x training seeds 0, 1, 2, and the five UnlearnCanvas
+                   answer seeds.
     unlearncanvas  the protocol of UnlearnCanvas: 50 styles + 20 objects, seeds 188..888,
                    100 DDIM steps at guidance 9.0, every method at its published iterations and
                    learning rate; the SD-1.5 model, classifiers and dataset are local paths that
@@ -68,7 +69,9 @@ QUICK = Preset(
 
 FULL = Preset(
     name="mini-full",
-    description="every canvas-mini target x every method at the methods' defaults, seeds 188..888",
+    description="every canvas-mini target x every method at the methods' defaults x training seeds 0, 1, 2;"
+    " answer seeds 188..888",
+    train_seeds=(0, 1, 2),
 )
 
 UNLEARNCANVAS = Preset(
