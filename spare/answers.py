@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from spare.concepts import Catalogue
-from spare.config import HASH_IF_SET, ConfigError, hash_view, to_dict
+from spare.config import HASH_IF_SET, ConfigError, check_ranges, hash_view, to_dict
 from spare.io import atomic_path, config_hash, write_json
 from spare.pipeline import SAMPLERS, T2IPipeline
 from spare.precision import REQUESTS, resolve_precision
@@ -56,6 +56,7 @@ class SamplingConfig:
             raise ConfigError(f"unknown sampler {self.sampler!r}; valid samplers: {', '.join(SAMPLERS)}")
         if self.precision not in REQUESTS:
             raise ConfigError(f"unknown sampling precision {self.precision!r}; valid: {', '.join(REQUESTS)}")
+        check_ranges(self)  # steps, guidance, batch sizes, seeds
 
     def resolved(self, device_type: str) -> SamplingConfig:
         """This config with ``precision="auto"`` replaced by what ``device_type`` runs (fp32 or bf16)."""

@@ -22,6 +22,29 @@ MINI_BASE_MODEL = PROJECT_ROOT / "models" / "canvas-mini-base"
 MINI_CLASSIFIERS = PROJECT_ROOT / "models" / "canvas-mini-classifiers"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument answered in one line naming it (not a usage block)."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def at_least(minimum: float, kind: type = int):
+    """An argparse type: a number of ``kind`` >= ``minimum``, else a one-line error with the range."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
+        return value
+
+    return parse
+
+
 def _add_benchmark_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--benchmark", default="mini", help=f"benchmark world: {', '.join(catalogue_names())} (default: mini)"
@@ -32,7 +55,7 @@ def _add_benchmark_arg(parser: argparse.ArgumentParser) -> None:
 def _add_sweep_args(parser: argparse.ArgumentParser, results_help: str) -> None:
     """The options every sweep command shares (spare benchmark, spare ablation)."""
     parser.add_argument("--dry-run", action="store_true", help="print the job list (done / to run) and stop")
-    parser.add_argument("--limit", type=int, default=None, help="run only the first N jobs of the plan")
+    parser.add_argument("--limit", type=at_least(1), default=None, help="run only the first N jobs of the plan")
     parser.add_argument("--tables-only", action="store_true", help="only render the tables of the finished jobs")
     parser.add_argument("--runs", default="runs", help="runs folder (default: runs)")
     parser.add_argument("--results", default=None, help=results_help)
@@ -285,7 +308,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spare", description=__doc__)
+    parser = Parser(prog="spare", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -298,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = data.add_parser("build", help="render canvas-mini (cached) or load UnlearnCanvas, and summarise it")
     _add_benchmark_arg(p)
-    p.add_argument("--n-per-pair", type=int, default=20)
+    p.add_argument("--n-per-pair", type=at_least(1), default=20)
     p.add_argument("--split", default="train", help="canvas-mini split: train, validation or test")
     p.set_defaults(func=cmd_data_build)
     p = data.add_parser("split", help="forget / retain sets and surrogate prompts of a target")
@@ -308,15 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_split)
     p = data.add_parser("preview", help="canvas-mini preview grid PNG (styles x objects)")
     p.add_argument("--out", type=Path, default=DEFAULT_PREVIEW)
-    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--size", type=at_least(1), default=32)
     p.add_argument("--index", type=int, default=0, help="which rendering of each pair")
-    p.add_argument("--scale", type=int, default=3, help="pixel upscaling in the PNG")
+    p.add_argument("--scale", type=at_least(1), default=3, help="pixel upscaling in the PNG")
     p.set_defaults(func=cmd_data_preview)
 
     p = data.add_parser("export", help="write canvas-mini renders as an answer-set folder <Style>/<Object>/<n>.png")
     p.add_argument("--out", required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--n-per-pair", type=int, default=5)
+    p.add_argument("--n-per-pair", type=at_least(1), default=5)
     p.set_defaults(func=cmd_data_export)
 
     p = sub.add_parser("classifiers", help="train the style and object classifiers (make classifiers)")
@@ -345,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--surrogate", default=None, help="surrogate object for an object target")
     p.add_argument("--inception", default=None, help="local Inception-v3 weights for FID")
     p.add_argument("--seeds", type=int, nargs="+", default=[188, 288, 588, 688, 888])
-    p.add_argument("--sample-steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, default=9.0)
+    p.add_argument("--sample-steps", type=at_least(1), default=25)
+    p.add_argument("--guidance", type=at_least(0.0, float), default=9.0)
     p.add_argument("--sampler", default="dpm", help="ddim or dpm")
     p.add_argument(
         "--precision", default="fp32", help="answer-set sampling: fp32, bf16 (autocast) or auto (bf16 where native)"

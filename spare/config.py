@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -70,14 +71,57 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
-    """Build dataclass ``cls`` from a (nested) mapping; unknown keys raise ConfigError."""
+    """Build dataclass ``cls`` from a (nested) mapping; unknown keys and values out of range
+    (:func:`check_ranges`) raise ConfigError naming the key."""
     types_ = _field_types(cls)
     kwargs = {}
     for key, value in data.items():
         if key not in types_:
             raise _unknown_key(key, list(types_), prefix)
         kwargs[key] = _coerce(value, types_[key], f"{prefix}{key}")
-    return cls(**kwargs)
+    try:
+        cfg = cls(**kwargs)
+    except ConfigError as err:  # a check in the class itself: name the key as the user wrote it
+        raise ConfigError(f"{prefix}{err}") from None
+    check_ranges(cfg, prefix)
+    return cfg
+
+
+# Ranges of config values, by field name, for every config class alike (a count of zero steps or a
+# negative guidance would otherwise give plausible numbers with exit 0). (name pattern, test, valid).
+_RANGES: list[tuple[re.Pattern, Any, str]] = [
+    (re.compile(r"^warmup_steps$"), lambda v: v >= 0, ">= 0"),
+    (
+        re.compile(r"(^|_)(steps|epochs|rank|grid|batches|batch|batch_size|n_per_pair|size|seeds_per_pair)$"),
+        lambda v: v >= 1,
+        ">= 1",
+    ),
+    (re.compile(r"^(lr|alpha|budget|lr_scale)$"), lambda v: v > 0, "> 0"),
+    (
+        re.compile(r"^(guidance|weight_decay|grad_clip|w_forget|w_retain|eta|tone_jitter|lam|\w+_scale)$"),
+        lambda v: v >= 0,
+        ">= 0",
+    ),
+    (re.compile(r"^(q|keep|mass)$"), lambda v: 0 < v <= 1, "in (0, 1]"),
+    (re.compile(r"^focus$"), lambda v: 0 <= v <= 1, "in [0, 1]"),
+    (re.compile(r"^dropout$"), lambda v: 0 <= v < 1, "in [0, 1)"),
+]
+
+
+def check_ranges(cfg: Any, prefix: str = "") -> None:
+    """Every numeric field of ``cfg`` whose name has a range (:data:`_RANGES`) inside it, and every
+    ``seeds`` list non-empty; the first one out of range raises ConfigError naming key, value, range."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name == "seeds" and isinstance(value, tuple | list) and not value:
+            raise ConfigError(f"{prefix}{f.name} must list at least one seed, got none")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        for pattern, ok, valid in _RANGES:
+            if pattern.search(f.name):
+                if not ok(value):
+                    raise ConfigError(f"{prefix}{f.name} must be {valid}, got {value!r}")
+                break
 
 
 # Field metadata for an option added after runs were made: it enters the config hash only when

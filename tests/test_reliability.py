@@ -5,6 +5,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -93,3 +94,38 @@ def test_damaged_stage_files_count_as_not_done_and_are_named(tmp_path, caplog):
     again = run_unlearning("uce", "object:Star", uce, settings)
     assert json.loads(report.read_text())["config_key"] == first["config_key"] == again["config_key"]
     assert again["metrics"]["UA"] == first["metrics"]["UA"] and planned.done()
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["unlearn", "--target", "style:Chalkboard", "--sample-steps", "0"], "--sample-steps: must be >= 1, got 0"),
+        (["unlearn", "--target", "style:Chalkboard", "--guidance", "-1"], "--guidance: must be >= 0.0, got -1"),
+        (["unlearn", "--target", "style:Chalkboard", "optim.steps=0"], "optim.steps must be >= 1, got 0"),
+        (["unlearn", "--target", "style:Chalkboard", "optim.steps=-5"], "optim.steps must be >= 1, got -5"),
+        (["unlearn", "--target", "style:Chalkboard", "q=1.5"], "q must be in (0, 1], got 1.5"),
+        (["unlearn", "--target", "style:Chalkboard", "--seeds"], "--seeds: expected at least one argument"),
+        (["benchmark", "--limit", "0"], "--limit: must be >= 1, got 0"),
+        (["benchmark", "--limit", "-1"], "--limit: must be >= 1, got -1"),
+        (["benchmark", "--preset", "BUDGET"], "budget must be > 0, got -1.0"),
+        (["data", "build", "--n-per-pair", "0"], "--n-per-pair: must be >= 1, got 0"),
+        (["data", "preview", "--size", "0"], "--size: must be >= 1, got 0"),
+        (["data", "preview", "--scale", "-1"], "--scale: must be >= 1, got -1"),
+        (["classifiers", "style.epochs=-1"], "style.epochs must be >= 1, got -1"),
+        (["base-model", "steps=0"], "steps must be >= 1, got 0"),
+    ],
+)
+def test_impossible_settings_are_one_line_before_any_work(argv, needle, tmp_path, monkeypatch, capsys):
+    from spare.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "budget.yaml").write_text("targets: [style:Ink_Outline]\nbudget: -1\n")
+    argv = [str(tmp_path / "budget.yaml") if a == "BUDGET" else a for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's answer to a bad argument
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err and err.count("\n") == 1, err
+    assert not any(tmp_path.iterdir()) or sorted(p.name for p in tmp_path.iterdir()) == ["budget.yaml"]
