@@ -37,7 +37,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from benchmarks.presets import Preset
 from benchmarks.tables import per_target_row, read_metrics, write_all
@@ -48,6 +47,7 @@ from spare.config import ConfigError, apply_overrides, from_dict, hash_view, to_
 from spare.errors import UserError
 from spare.io import config_hash, copy_atomic, read_json_dict, write_json
 from spare.methods import get_method, method_names
+from spare.progress import tqdm
 from spare.run import (
     PATH_FIELDS,
     PlannedRun,

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from benchmarks.tables import write_table
 from spare.cli import MINI_BASE_MODEL
@@ -37,6 +36,7 @@ from spare.methods.adapters import lora_modules
 from spare.methods.batches import ImageBatches
 from spare.methods.spare_method import localize
 from spare.pipeline import T2IPipeline
+from spare.progress import tqdm
 from spare.viz import answer_grid_png
 
 # The SPARE default that made results/benchmark/mini-full (commit f9e7755), as overrides of today's.

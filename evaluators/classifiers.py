@@ -26,12 +26,12 @@ import timm
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from spare.concepts import Catalogue
 from spare.config import to_dict
 from spare.errors import UserError
 from spare.io import atomic_path
+from spare.progress import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
 
 from spare.concepts import Catalogue
 from spare.config import HASH_IF_SET, ConfigError, check_ranges, hash_view, to_dict
 from spare.io import atomic_path, config_hash, write_json
 from spare.pipeline import SAMPLERS, T2IPipeline
 from spare.precision import REQUESTS, resolve_precision
+from spare.progress import tqdm
 
 UNLEARNCANVAS_SEEDS = (188, 288, 588, 688, 888)
 

@@ -28,13 +28,13 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel, compute_snr
-from tqdm.auto import tqdm
 
 from spare.concepts import get_catalogue
 from spare.config import to_dict
 from spare.data import load_benchmark_data
 from spare.io import atomic_path, write_json
 from spare.pipeline import T2IPipeline, TinyModelConfig, build_tiny_pipeline
+from spare.progress import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,11 @@ from pathlib import Path
 import datasets
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from spare.concepts import Catalogue, register_catalogue
 from spare.data.schema import rows_to_dataset
 from spare.io import atomic_path, cache_root, config_hash
+from spare.progress import tqdm
 from spare.viz import image_grid
 
 RENDERER_VERSION = "1"

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from spare.io import atomic_path, cache_root, config_hash
 from spare.methods.adapters import lora_modules
 from spare.methods.batches import ImageBatches
+from spare.progress import tqdm
 
 
 def model_fingerprint(module: torch.nn.Module) -> str:

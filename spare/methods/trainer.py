@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
 
 from spare.config import HASH_IF_SET
+from spare.progress import tqdm
 
 
 @dataclass
