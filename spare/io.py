@@ -135,3 +135,29 @@ def content_fingerprint(path: str | Path | None, *, contents: bool = True) -> st
     if changed:
         write_json(cache_file, cache)
     return h.hexdigest()[:16]
+
+
+@contextmanager
+def folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold ``folder/.lock`` for the block: a second process making the same folder waits for the
+    first (and says which process holds it) instead of doing the same work beside it."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            log.warning("%s is being made by process %s; waiting for it to finish", folder, holder)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -32,7 +32,7 @@ from spare.answers import SamplingConfig, generate_answer_set
 from spare.concepts import get_catalogue
 from spare.config import hash_view, to_dict
 from spare.data import load_benchmark_data, load_fid_real_images, split_for_target
-from spare.io import atomic_path, config_hash, content_fingerprint, read_json_dict, write_json
+from spare.io import atomic_path, config_hash, content_fingerprint, folder_lock, read_json_dict, write_json
 from spare.methods import get_method
 from spare.methods.edits import edit_size_bytes, load_edit
 from spare.pipeline import T2IPipeline, default_device
@@ -144,17 +144,34 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
     concept = catalogue.target(target)
     spec = get_method(method)
     planned = plan_run(method, target, method_cfg, settings)
-    out, config, key = planned.out, planned.config, planned.key
+    out = planned.out
     started = provenance()  # the code that ran, taken before it runs (the tree may change meanwhile)
     metrics_path = planned.metrics_path
     if planned.done():
         log.info("%s %s: done already (%s)", method, concept, metrics_path)
         return json.loads(metrics_path.read_text())
-    out.mkdir(parents=True, exist_ok=True)
+    fresh = not out.exists()
+    with folder_lock(out):
+        if planned.done():  # another process made it while this one waited
+            return json.loads(metrics_path.read_text())
+        try:
+            return _run_stages(planned, spec, concept, catalogue, method_cfg, settings, evaluate, started)
+        except BaseException:
+            # a folder this call created and that holds nothing of value yet is not left half-made
+            if fresh and {p.name for p in out.iterdir()} <= {"config.json", ".lock"}:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+
+
+def _run_stages(planned, spec, concept, catalogue, method_cfg, settings: RunSettings, evaluate: bool, started):
+    """The stages of :func:`run_unlearning`, each skipped when its output is there for this config."""
+    out, config, key, method = planned.out, planned.config, planned.key, spec.name
+    metrics_path = planned.metrics_path
     write_json(out / "config.json", {**config, "config_key": key})
     clock = StageClock()
     with clock("load"):
         pipe = T2IPipeline.from_pretrained(settings.model, device=default_device())
+        judges = _judges(settings) if evaluate else None  # a missing classifier fails before any work
 
     edit_dir, report_path = out / "edit", out / "report.json"
     report = read_json_dict(report_path)
@@ -202,7 +219,7 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
     finally:
         edit.remove(pipe.unet)
     with clock("score"):
-        result = _evaluate(grid, concept, settings)
+        result = _evaluate(grid, concept, settings, judges)
     gb = 1024**3
     result["metrics"].update(
         time_s={"value": report["time_s"], "higher_is_better": False},
@@ -268,11 +285,16 @@ def real_features(settings: RunSettings, extractor) -> RealReference:
     return real
 
 
-def _evaluate(grid, concept, settings: RunSettings) -> dict:
-    catalogue = get_catalogue(settings.benchmark)
+def _judges(settings: RunSettings) -> tuple:
+    """The style and object classifiers and the FID feature extractor of ``settings``."""
     clf_dir = Path(settings.classifiers)
     style_clf, object_clf = load_classifier(clf_dir / "style"), load_classifier(clf_dir / "object")
-    extractor = make_extractor(settings.inception, style_clf)
+    return style_clf, object_clf, make_extractor(settings.inception, style_clf)
+
+
+def _evaluate(grid, concept, settings: RunSettings, judges: tuple | None = None) -> dict:
+    catalogue = get_catalogue(settings.benchmark)
+    style_clf, object_clf, extractor = judges or _judges(settings)
     real = real_features(settings, extractor)
     images = load_images(list(grid["path"]))
     return evaluate_answers(

@@ -129,3 +129,35 @@ def test_impossible_settings_are_one_line_before_any_work(argv, needle, tmp_path
     assert code == 2
     assert needle in err and err.count("\n") == 1, err
     assert not any(tmp_path.iterdir()) or sorted(p.name for p in tmp_path.iterdir()) == ["budget.yaml"]
+
+
+def test_two_identical_runs_at_once_do_the_work_once(tmp_path, monkeypatch, caplog):
+    import threading
+
+    import spare.run as run
+
+    settings = _settings(tmp_path, CLASSIFIERS)
+    uce = get_method("uce").config_cls()
+    made = []
+    real = run.generate_answer_set
+    monkeypatch.setattr(run, "generate_answer_set", lambda *a, **k: made.append(1) or real(*a, **k))
+    results = []
+    with caplog.at_level(logging.WARNING):
+        threads = [
+            threading.Thread(target=lambda: results.append(run_unlearning("uce", "object:Star", uce, settings)))
+            for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(results) == 2 and results[0] == results[1] and made == [1]
+    assert "is being made by process" in caplog.text  # the second said who held the folder, and waited
+
+
+def test_a_run_that_fails_before_any_work_leaves_no_folder(tmp_path):
+    settings = _settings(tmp_path, tmp_path / "no-classifiers")
+    out = plan_run("uce", "object:Star", get_method("uce").config_cls(), settings).out
+    with pytest.raises(Exception, match="no-classifiers"):
+        run_unlearning("uce", "object:Star", get_method("uce").config_cls(), settings)
+    assert not out.exists()
