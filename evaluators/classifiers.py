@@ -202,8 +202,12 @@ def load_external_classifier(
         raise ClassifierLoadError(f"classifier weights {str(weights)!r} not found")
     model = timm.create_model(arch, num_classes=len(classes))
     try:
-        state = load_file(weights) if weights.suffix == ".safetensors" else torch.load(weights, map_location="cpu")
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if weights.suffix == ".safetensors":
+            state = load_file(weights)
+        else:  # tensors only: a pickle's code is never run
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        if isinstance(state, dict):  # the published UnlearnCanvas heads keep theirs under model_state_dict
+            state = state.get("model_state_dict", state.get("state_dict", state))
         model.load_state_dict(state)
     except Exception as err:  # torch.load / load_state_dict raise many kinds; one message for the user
         raise ClassifierLoadError(

@@ -63,3 +63,15 @@ def test_external_checkpoint_loader(tmp_path):
         load_external_classifier("resnet18", tmp_path / "wrong.pth", classes, "object")
     with pytest.raises(ClassifierLoadError, match="not found"):
         load_external_classifier("resnet18", tmp_path / "none.pth", classes, "object")
+    # the published UnlearnCanvas format: the weights under model_state_dict, beside other entries
+    torch.save({"model_state_dict": plain.state_dict(), "epoch": 9}, tmp_path / "published.pth")
+    same = load_external_classifier("resnet18", tmp_path / "published.pth", classes, "object", input_size=32)
+    assert same.predict(img) == clf.predict(img)
+
+    class Payload:  # a pickle that would run code when loaded: refused (weights_only=True)
+        def __reduce__(self):
+            return (print, ("pickle code ran",))
+
+    torch.save({"model_state_dict": plain.state_dict(), "payload": Payload()}, tmp_path / "unsafe.pth")
+    with pytest.raises(ClassifierLoadError, match="is not a resnet18 checkpoint"):
+        load_external_classifier("resnet18", tmp_path / "unsafe.pth", classes, "object")
