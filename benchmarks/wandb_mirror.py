@@ -23,6 +23,20 @@ MODES = ("off", "offline", "online")
 log = logging.getLogger(__name__)
 
 
+def typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table as W&B should see it: numbers stay numbers (so the dashboard sorts and charts
+    them; nullable integers become floats), everything else becomes text."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_bool_dtype(out[col]):
+            continue
+        if pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].astype(float)
+        else:
+            out[col] = out[col].astype(str)
+    return out
+
+
 class WandbMirror:
     def __init__(self, mode: str, project: str, group: str, root: Path):
         if mode not in MODES:
@@ -67,7 +81,7 @@ class WandbMirror:
         import wandb
 
         with self._init(name=name, job_type="sweep", config=config) as run:
-            logged = {key: wandb.Table(dataframe=frame.astype(str)) for key, frame in tables.items()}
+            logged = {key: wandb.Table(dataframe=typed(frame)) for key, frame in tables.items()}
             if plot is not None and plot.exists():
                 logged["tradeoff"] = wandb.Image(str(plot))
             run.log(logged)

@@ -433,11 +433,15 @@ def test_wandb_offline_mirror_writes_runs_tables_and_images_without_network(tmp_
     grid = save_png(image_grid([[np.zeros((4, 4, 3), "uint8")]], ["s"], ["o"]), tmp_path / "g.png")
     mirror = WandbMirror("offline", "spare-test", "tiny", tmp_path)
     mirror.log_run("uce/style:Ink_Outline", {"method": "uce"}, {"metrics": {"UA": {"value": 100.0}}}, grid)
-    mirror.log_sweep("tiny", {"name": "tiny"}, {"summary": pd.DataFrame({"method": ["uce"], "UA": [100.0]})}, grid)
+    table = pd.DataFrame({"method": ["uce", "ca"], "UA": [100.0, 9.5], "seed": pd.array([0, None], "Int64")})
+    mirror.log_sweep("tiny", {"name": "tiny"}, {"summary": table}, grid)
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(list(r.glob("run-*.wandb")) for r in runs)
     assert list(runs[0].glob("files/media/images/answer_set_*.png"))
-    assert list(runs[1].glob("files/media/table/summary_*.table.json"))
+    (stored,) = runs[1].glob("files/media/table/summary_*.table.json")
+    logged = json.loads(stored.read_text())  # numbers stay numbers: the dashboard sorts them numerically
+    ua = logged["columns"].index("UA")
+    assert [row[ua] for row in logged["data"]] == [100.0, 9.5] and isinstance(logged["data"][0][0], str)
     monkeypatch.setenv("WANDB_MODE", "disabled")  # what the tests and CI set: the mirror is off
     assert not WandbMirror("offline", "spare-test", "tiny", tmp_path).enabled
 
