@@ -159,6 +159,22 @@ def test_masked_merge_leaves_unmasked_weights_bit_identical(pipe):
     assert torch.allclose(_probe(pipe), adapted, atol=1e-5)  # merged == adapter applied
 
 
+def test_lora_dropout_is_off_when_an_adapter_is_applied_for_sampling(pipe):
+    """peft makes new layers in train mode; an adapter applied to an eval-mode UNet must not drop
+    anything: two passes agree, and match the same weights without dropout."""
+    pipe.unet.eval()
+    names = sorted(lora_modules(pipe.unet, "attention"))
+    trained = _trained_edit(pipe, names)
+    with_dropout = AdapterEdit("test", 4, 4.0, names, state=trained.state, dropout=0.5)
+    with_dropout.apply(pipe.unet)
+    first, second = _probe(pipe), _probe(pipe)
+    with_dropout.remove(pipe.unet)
+    trained.apply(pipe.unet)
+    plain = _probe(pipe)
+    trained.remove(pipe.unet)
+    assert torch.equal(first, second) and torch.equal(first, plain)
+
+
 def test_edit_round_trips_through_save_and_load(pipe, tmp_path):
     names = sorted(lora_modules(pipe.unet))[:6]
     masks = {n: torch.rand(pipe.unet.get_submodule(n).weight.shape) < 0.5 for n in names[:3]}

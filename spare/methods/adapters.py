@@ -99,6 +99,9 @@ class AdapterEdit:
             init_lora_weights=True,
         )
         unet.add_adapter(config, adapter_name=ADAPTER)
+        # peft makes the new layers (their dropout) in train mode whatever the UNet's mode: match
+        # it, so that an adapter applied for sampling never drops anything
+        unet.train(unet.training)
         if self.state:
             result = set_peft_model_state_dict(unet, self.state, adapter_name=ADAPTER)
             if getattr(result, "unexpected_keys", None):
