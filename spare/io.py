@@ -48,13 +48,20 @@ def read_json_dict(path: str | Path) -> dict | None:
         return None
     try:
         data = json.loads(path.read_text())
+        problem = None if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
     except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        log.warning("%s is damaged (%s); it counts as not done and is made again", path, err)
-        return None
-    if not isinstance(data, dict):
-        log.warning("%s is damaged (a JSON %s, not an object); it counts as not done", path, type(data).__name__)
-        return None
-    return data
+        problem = str(err)
+    if problem is None:
+        return data
+    st = path.stat()
+    seen = (str(path), st.st_size, st.st_mtime_ns)
+    if seen not in _WARNED:  # once per damaged file, however often a sweep looks at it
+        _WARNED.add(seen)
+        log.warning("%s is damaged (%s); it counts as not done and is made again", path, problem)
+    return None
+
+
+_WARNED: set[tuple[str, int, int]] = set()
 
 
 def write_json(path: str | Path, data: Any) -> Path:
