@@ -34,6 +34,12 @@ class tqdm(_tqdm):  # noqa: N801  (a drop-in for tqdm's own name)
         self._shown = self.n
         return True
 
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        super().set_postfix(ordered_dict, refresh=refresh and not self._lines, **kwargs)
+
+    def set_postfix_str(self, s="", refresh=True):
+        super().set_postfix_str(s, refresh=refresh and not self._lines)
+
     def close(self):
         if self._lines and not self.disable and self._shown != self.n:
             self.display()  # the final count, once

@@ -21,7 +21,9 @@ def test_a_slow_interval_still_ends_with_the_final_count(monkeypatch):
     monkeypatch.setattr(progress, "LINE_INTERVAL_S", 3600.0)
     log = io.StringIO()
     bar = progress.tqdm(total=50, desc="sweep", file=log)
-    bar.update(50)
+    for _ in range(50):
+        bar.set_postfix(loss="0.1")  # a postfix waits for the next line, it does not force one
+        bar.update(1)
     bar.close()
     lines = log.getvalue().splitlines()
     assert len(lines) == 2 and "50/50" in lines[-1]  # the first line, then the count at close
