@@ -45,6 +45,7 @@ from spare.data import split_for_target
 from spare.data.schema import FEATURES
 from spare.io import write_json
 from spare.methods import get_method, method_names
+from spare.methods.trainer import seconds_per_step
 from spare.pipeline import T2IPipeline, build_tokenizer, default_device
 from spare.provenance import cpu_info, provenance
 
@@ -155,13 +156,9 @@ def measure_method(pipe, name: str, cfg, data, steps: int) -> dict:
         cfg = apply_overrides(cfg, [f"optim.steps={steps}"])
     with CostMeter(pipe.device) as cost:
         edit, report = spec.unlearn(pipe, data, cfg)
-    log = report.get("log") or []
-    row = {"method": name, "total s": cost.wall_time_s, "peak GB": cost.peak_memory_gb}
-    if has_optim and len(log) >= 2:
-        per_step = (log[-1]["elapsed_s"] - log[0]["elapsed_s"]) / (log[-1]["step"] - log[0]["step"])
-        row.update({"s/step": per_step, "set-up s": max(0.0, cost.wall_time_s - steps * per_step)})
-    else:  # closed form (UCE): the whole edit is the set-up
-        row.update({"s/step": 0.0, "set-up s": cost.wall_time_s})
+    per_step = seconds_per_step(report.get("log") or []) if has_optim else 0.0  # closed form (UCE): all set-up
+    row = {"method": name, "total s": cost.wall_time_s, "peak GB": cost.peak_memory_gb, "s/step": per_step}
+    row["set-up s"] = max(0.0, cost.wall_time_s - (steps if has_optim else 0) * per_step)
     row["batch"] = ", ".join(
         f"{k}={getattr(cfg, k)}" for k in ("batch_size", "forget_batch", "retain_batch") if hasattr(cfg, k)
     )

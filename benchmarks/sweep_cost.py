@@ -36,6 +36,7 @@ from spare.answers import SamplingConfig
 from spare.config import apply_overrides
 from spare.io import write_json
 from spare.methods import method_names
+from spare.methods.trainer import seconds_per_step
 from spare.provenance import cpu_info, provenance
 from spare.run import RunSettings, real_features, run_dir, run_unlearning
 
@@ -45,9 +46,7 @@ CONFIGS = {"fp32": "fp32", "auto": "auto"}  # configuration -> answer-set precis
 def job_cost(metrics: dict, report: dict, steps: int) -> dict:
     """Stage seconds of one run, with the unlearning split into set-up and seconds per step."""
     stages = metrics["stages"]
-    log = report.get("log") or []
-    trained = len(log) >= 2 and "step" in log[-1]
-    per_step = (log[-1]["elapsed_s"] - log[0]["elapsed_s"]) / (log[-1]["step"] - log[0]["step"]) if trained else 0.0
+    per_step = seconds_per_step(report.get("log") or [])
     return {
         "load s": stages.get("load_s", 0.0),
         "data s": stages.get("data_s", 0.0),

@@ -30,6 +30,14 @@ class OptimConfig:
     precision: Literal["fp32", "bf16"] = field(default="fp32", metadata=HASH_IF_SET)
 
 
+def seconds_per_step(log: list[dict]) -> float:
+    """Seconds per optimisation step from :func:`optimise`'s log (between its first and last
+    rows, so the set-up before the first step is left out); 0 for a log without steps."""
+    if len(log) < 2 or "step" not in log[-1] or log[-1]["step"] == log[0]["step"]:
+        return 0.0
+    return (log[-1]["elapsed_s"] - log[0]["elapsed_s"]) / (log[-1]["step"] - log[0]["step"])
+
+
 def lr_factor(step: int, cfg: OptimConfig) -> float:
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
