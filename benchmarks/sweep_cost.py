@@ -6,9 +6,10 @@ Runs one target per registered method at a fixed small step count, through the h
 :func:`spare.run.run_unlearning` (a fresh runs folder, so nothing is reused), once per harness
 configuration, and reads each run's stage times from its ``metrics.json`` (``stages``):
 
-- ``fp32``: everything in fp32 (the harness before precision was chosen by the machine);
-- ``auto``: answer sets in the precision this machine runs best (:mod:`spare.precision`),
-  training as the methods' defaults say.
+- ``fp32``: everything in fp32 and one network call per prediction (the harness before
+  precision was chosen by the machine: ``optim.precision=fp32 optim.fused=false``);
+- ``auto``: the defaults: answer sets and training in the precision this machine runs best
+  (:mod:`spare.precision`), the network calls of a step that share a model fused into one.
 
 Per method and configuration it writes model loading, data, unlearning (set-up and seconds per
 step, from the training log), the answer set (images/s), scoring and FID, and projects a
@@ -36,11 +37,16 @@ from spare.answers import SamplingConfig
 from spare.config import apply_overrides
 from spare.io import write_json
 from spare.methods import method_names
-from spare.methods.trainer import seconds_per_step
+from spare.methods.trainer import resolved_config, seconds_per_step
+from spare.pipeline import default_device
 from spare.provenance import cpu_info, provenance
 from spare.run import RunSettings, real_features, run_dir, run_unlearning
 
-CONFIGS = {"fp32": "fp32", "auto": "auto"}  # configuration -> answer-set precision
+# configuration -> (answer-set precision, overrides of every trained method)
+CONFIGS = {
+    "fp32": ("fp32", ["optim.precision=fp32", "optim.fused=false"]),
+    "auto": ("auto", []),
+}
 
 
 def job_cost(metrics: dict, report: dict, steps: int) -> dict:
@@ -79,7 +85,8 @@ def projected_job(cost: dict, full_steps: int, images: int) -> float:
 def measure(config: str, target: str, steps: int, seeds: tuple[int, ...], runs_dir: Path, methods) -> list[dict]:
     """One run per method under ``config``; returns the per-method cost rows."""
     full = build_sweep(get_preset("mini-full"), runs_dir=str(runs_dir))
-    sampling = SamplingConfig(seeds=seeds, precision=CONFIGS[config])
+    precision, overrides = CONFIGS[config]
+    sampling = SamplingConfig(seeds=seeds, precision=precision)
     settings = RunSettings(
         model=full.settings.model, classifiers=full.settings.classifiers, sampling=sampling, runs_dir=str(runs_dir)
     )
@@ -95,7 +102,8 @@ def measure(config: str, target: str, steps: int, seeds: tuple[int, ...], runs_d
         cfg = full.method_config(job)
         full_steps = cfg.optim.steps if hasattr(cfg, "optim") else 0
         if hasattr(cfg, "optim"):
-            cfg = apply_overrides(cfg, [f"optim.steps={steps}"])
+            cfg = apply_overrides(cfg, [f"optim.steps={steps}", *overrides])
+        cfg = resolved_config(cfg, default_device().type)
         metrics = run_unlearning(method, target, cfg, settings)
         report = json.loads((run_dir(settings, method, concept.slug) / "report.json").read_text())
         cost = job_cost(metrics, report, steps if full_steps else 0)
@@ -104,6 +112,8 @@ def measure(config: str, target: str, steps: int, seeds: tuple[int, ...], runs_d
             {
                 "config": config,
                 "precision": settings.sampling.precision,
+                "train precision": getattr(getattr(cfg, "optim", None), "precision", "-"),
+                "fused": getattr(getattr(cfg, "optim", None), "fused", "-"),
                 "method": method,
                 **cost,
                 "mini-full steps": full_steps,

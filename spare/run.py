@@ -35,6 +35,7 @@ from spare.data import load_benchmark_data, load_fid_real_images, split_for_targ
 from spare.io import atomic_path, config_hash, content_fingerprint, folder_lock, read_json_dict, write_json
 from spare.methods import get_method
 from spare.methods.edits import edit_size_bytes, load_edit
+from spare.methods.trainer import resolved_config
 from spare.pipeline import T2IPipeline, default_device
 from spare.provenance import provenance
 
@@ -128,6 +129,7 @@ class PlannedRun:
 def plan_run(method: str, target: str, method_cfg: Any, settings: RunSettings) -> PlannedRun:
     concept = get_catalogue(settings.benchmark).target(target)
     get_method(method)  # an unknown method fails here, naming the valid ones
+    method_cfg = resolved_config(method_cfg, default_device().type)  # "auto" precision: this machine's
     config = {
         "method": method,
         "target": str(concept),
@@ -143,6 +145,7 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
     catalogue = get_catalogue(settings.benchmark)
     concept = catalogue.target(target)
     spec = get_method(method)
+    method_cfg = resolved_config(method_cfg, default_device().type)
     planned = plan_run(method, target, method_cfg, settings)
     out = planned.out
     started = provenance()  # the code that ran, taken before it runs (the tree may change meanwhile)

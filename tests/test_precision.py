@@ -85,3 +85,47 @@ def test_auto_resolves_to_bf16_where_native_and_faster(monkeypatch, tmp_path):
     monkeypatch.setattr(precision, "bf16_speedup", lambda device: 2.0)
     assert SamplingConfig(precision="auto").resolved("cpu").precision == "bf16"
     assert build_sweep(get_preset("mini-quick"), runs_dir=str(tmp_path)).settings.sampling.precision == "bf16"
+
+
+def test_training_precision_auto_is_the_machines_and_keys_runs_apart(monkeypatch, tmp_path):
+    """Every trained method defaults to ``optim.precision=auto``: fp32 on a machine without native
+    bf16 (keyed exactly as an explicit fp32 run), bf16 where native and faster (keyed apart)."""
+    from spare.methods import get_method
+    from spare.methods.trainer import resolved_config
+    from spare.run import RunSettings, plan_run
+
+    cfg = get_method("spare").config_cls()
+    assert cfg.optim.precision == "auto" and cfg.optim.fused
+    settings = RunSettings(runs_dir=str(tmp_path), fingerprints={"model": "m"})
+    explicit = {
+        p: plan_run("spare", "style:Ink_Outline", _with_precision(cfg, p), settings).key for p in ("fp32", "bf16")
+    }
+    monkeypatch.setattr(precision, "native_bf16", lambda device: (False, "forced"))
+    monkeypatch.setattr(precision, "bf16_speedup", _no_probe)
+    assert resolved_config(cfg, "cpu").optim.precision == "fp32"
+    assert plan_run("spare", "style:Ink_Outline", cfg, settings).key == explicit["fp32"]
+    precision._auto.cache_clear()
+    monkeypatch.setattr(precision, "native_bf16", lambda device: (True, "forced"))
+    monkeypatch.setattr(precision, "bf16_speedup", lambda device: 2.0)
+    assert resolved_config(cfg, "cpu").optim.precision == "bf16"
+    assert plan_run("spare", "style:Ink_Outline", cfg, settings).key == explicit["bf16"] != explicit["fp32"]
+
+
+def test_the_old_default_keeps_its_key():
+    """Runs made before auto precision and fused calls became the defaults (fp32, unfused) are
+    found again by asking for exactly that: those values are the hash baseline."""
+    from spare.config import hash_view
+    from spare.methods.trainer import OptimConfig
+
+    old = OptimConfig(steps=200, lr=3e-3, weight_decay=1e-2)
+    asked = OptimConfig(steps=200, lr=3e-3, weight_decay=1e-2, precision="fp32", fused=False)
+    assert (
+        hash_view(asked)
+        == hash_view(old)
+        == {"steps": 200, "lr": 3e-3, "warmup_steps": 0, "schedule": "cosine", "weight_decay": 1e-2, "grad_clip": 1.0}
+    )
+    assert "fused" in hash_view(OptimConfig(fused=True)) and "precision" in hash_view(OptimConfig(precision="bf16"))
+
+
+def _with_precision(cfg, value):
+    return dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, precision=value))

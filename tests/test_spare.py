@@ -281,3 +281,24 @@ def test_remove_restores_the_module_tree(pipe):
     edit.apply(pipe.unet)
     edit.merge(pipe.unet)
     assert list(pipe.unet.state_dict()) == keys  # no peft wrappers left: save_pretrained keys unchanged
+
+
+def test_fused_calls_predict_what_separate_calls_do(pipe):
+    """``optim.fused``: the calls of one step run as one batched call, split back in order; the
+    UNet treats samples independently, so only rounding may differ."""
+    from spare.methods.trainer import predict_many
+
+    gen = torch.Generator().manual_seed(0)
+    emb = pipe.encode_prompts(["a photo of a star", "an ink outline of a heart", ""]).detach()
+    calls = [
+        (torch.randn(3, *pipe.sample_shape, generator=gen), torch.tensor([10, 500, 990]), emb),
+        (torch.randn(2, *pipe.sample_shape, generator=gen), torch.tensor([3, 700]), emb[:2]),
+    ]
+    with torch.no_grad():
+        separate = predict_many(pipe.unet, calls, fused=False)
+        fused = predict_many(pipe.unet, calls, fused=True)
+    assert [f.shape for f in fused] == [s.shape for s in separate] == [(3, *pipe.sample_shape), (2, *pipe.sample_shape)]
+    for f, s in zip(fused, separate, strict=True):
+        torch.testing.assert_close(f, s, rtol=1e-4, atol=1e-5)
+    swapped = predict_many(pipe.unet, calls[::-1], fused=True)  # the split follows the order of the calls
+    torch.testing.assert_close(swapped[0], separate[1], rtol=1e-4, atol=1e-5)

@@ -21,14 +21,14 @@ from spare.baselines.common import anchor_batches, finish, scoped_parameters, st
 from spare.data import TargetData
 from spare.methods import register_method
 from spare.methods.edits import WeightEdit
-from spare.methods.trainer import OptimConfig, optimise
+from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 
 @dataclass
 class CAConfig:
     batch_size: int = 4
     optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(steps=scaled_steps(1000), lr=scaled_lr(8e-6), schedule="constant")
+        default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(8e-6), schedule="constant")
     )
     seed: int = 0
 

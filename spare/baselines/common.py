@@ -8,6 +8,7 @@ import re
 import torch
 
 from spare.errors import UserError
+from spare.methods.trainer import predict_many
 
 SCOPES = ("xattn", "xattn_kv", "non_xattn", "all")
 _XATTN = re.compile(r"\.attn2\.")
@@ -47,17 +48,26 @@ def eps(unet: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Te
 
 @torch.no_grad()
 def partial_sample(
-    pipe, unet, emb_c: torch.Tensor, emb_u: torch.Tensor, n_steps: int, stop: int, guidance: float, gen
+    pipe,
+    unet,
+    emb_c: torch.Tensor,
+    emb_u: torch.Tensor,
+    n_steps: int,
+    stop: int,
+    guidance: float,
+    gen,
+    fused: bool = False,
 ) -> tuple[torch.Tensor, int]:
     """Run ``stop`` of ``n_steps`` guided DDIM steps from pure noise; returns x_t and its t.
 
-    This is how ESD (and SPM) obtain x_t: from the model itself, not from data."""
+    This is how ESD (and SPM) obtain x_t: from the model itself, not from data. ``fused``: the
+    unconditional and conditional predictions of a step in one call (``predict_many``)."""
     sched = pipe.sampler("ddim")
     sched.set_timesteps(n_steps)
     x = torch.randn((len(emb_c), *pipe.sample_shape), generator=gen).to(pipe.device) * sched.init_noise_sigma
     for t in sched.timesteps[:stop]:
         tt = t.expand(len(x)).to(pipe.device)
-        e_u, e_c = eps(unet, x, tt, emb_u), eps(unet, x, tt, emb_c)
+        e_u, e_c = predict_many(unet, [(x, tt, emb_u), (x, tt, emb_c)], fused)
         x = sched.step(e_u + guidance * (e_c - e_u), t, x).prev_sample
     return x, int(sched.timesteps[stop])
 

@@ -24,7 +24,7 @@ from spare.baselines.common import eps, finish, frozen_copy, partial_sample, sco
 from spare.data import TargetData
 from spare.methods import register_method
 from spare.methods.edits import WeightEdit
-from spare.methods.trainer import OptimConfig, optimise
+from spare.methods.trainer import OptimConfig, default_optim, optimise, predict_many
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ESDConfig:
     sample_steps: int = 25  # DDIM steps of the partial sampling that produces x_t
     sample_guidance: float = 3.0
     optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(steps=scaled_steps(1000), lr=scaled_lr(1e-5), schedule="constant")
+        default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(1e-5), schedule="constant")
     )
     seed: int = 0
 
@@ -57,10 +57,12 @@ def unlearn(pipe, data: TargetData, cfg: ESDConfig) -> tuple[WeightEdit, dict]:
             emb_c = pipe.encode_prompts([prompts[i] for i in idx])
             emb_u = emb_empty.expand_as(emb_c)
         stop = int(torch.randint(cfg.sample_steps, (1,), generator=gen))
-        x_t, t = partial_sample(pipe, pipe.unet, emb_c, emb_u, cfg.sample_steps, stop, cfg.sample_guidance, gen)
+        x_t, t = partial_sample(
+            pipe, pipe.unet, emb_c, emb_u, cfg.sample_steps, stop, cfg.sample_guidance, gen, fused=cfg.optim.fused
+        )
         tt = torch.full((len(x_t),), t, dtype=torch.long, device=x_t.device)
         with torch.no_grad():
-            e_0, e_p = eps(teacher, x_t, tt, emb_u), eps(teacher, x_t, tt, emb_c)
+            e_0, e_p = predict_many(teacher, [(x_t, tt, emb_u), (x_t, tt, emb_c)], cfg.optim.fused)
             target = e_0 - cfg.eta * (e_p - e_0)
         loss = F.mse_loss(eps(pipe.unet, x_t, tt, emb_c), target)
         return {"loss": loss}

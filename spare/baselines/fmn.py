@@ -22,14 +22,14 @@ from spare.errors import UserError
 from spare.methods import register_method
 from spare.methods.batches import ImageBatches
 from spare.methods.edits import WeightEdit
-from spare.methods.trainer import OptimConfig, optimise
+from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 
 @dataclass
 class FMNConfig:
     batch_size: int = 4
     optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(steps=scaled_steps(1000), lr=scaled_lr(1e-5), schedule="constant")
+        default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(1e-5), schedule="constant")
     )
     seed: int = 0
 

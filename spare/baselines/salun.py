@@ -24,7 +24,7 @@ from spare.methods import register_method
 from spare.methods.batches import ImageBatches
 from spare.methods.edits import WeightEdit
 from spare.methods.saliency import compute_saliency, weight_masks
-from spare.methods.trainer import OptimConfig, optimise
+from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 
 @dataclass
@@ -35,7 +35,7 @@ class SalUnConfig:
     saliency_batches: int = 8
     saliency_batch_size: int = 16
     optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(steps=scaled_steps(1000), lr=scaled_lr(1e-5), schedule="constant")
+        default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(1e-5), schedule="constant")
     )
     seed: int = 0
 

@@ -21,7 +21,7 @@ from spare.data import TargetData
 from spare.methods import register_method
 from spare.methods.batches import ImageBatches
 from spare.methods.edits import WeightEdit
-from spare.methods.trainer import OptimConfig, optimise
+from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 
 @dataclass
@@ -33,7 +33,7 @@ class SHSConfig:
     alpha: float = 0.1
     batch_size: int = 4
     optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(steps=scaled_steps(1000), lr=scaled_lr(5e-5), schedule="constant")
+        default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(5e-5), schedule="constant")
     )
     seed: int = 0
 

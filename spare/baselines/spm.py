@@ -25,7 +25,7 @@ from spare.baselines.common import partial_sample
 from spare.data import TargetData
 from spare.methods import register_method
 from spare.methods.adapters import AdapterEdit, adapters_disabled, lora_modules
-from spare.methods.trainer import OptimConfig, optimise
+from spare.methods.trainer import OptimConfig, default_optim, optimise, predict_many
 
 TRANSFORMER_LINEAR = re.compile(
     r"\.transformer_blocks\.\d+\.(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2))$"
@@ -41,7 +41,7 @@ class SPMConfig:
     batch_size: int = 1
     sample_steps: int = 30
     sample_guidance: float = 3.0  # guidance of the partial sampling that produces x_t (as in ESD)
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=scaled_steps(3000), lr=scaled_lr(1e-4)))
+    optim: OptimConfig = field(default_factory=lambda: default_optim(steps=scaled_steps(3000), lr=scaled_lr(1e-4)))
     seed: int = 0
 
 
@@ -56,6 +56,7 @@ def unlearn(pipe, data: TargetData, cfg: SPMConfig) -> tuple[AdapterEdit, dict]:
     targets, anchors = sorted(set(data.forget["prompt"])), sorted(set(data.retain["prompt"]))
     with torch.no_grad():
         emb_empty = pipe.encode_prompts([""])
+    fused = cfg.optim.fused
 
     def loss_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         pick = torch.randint(len(targets), (cfg.batch_size,), generator=gen).tolist()
@@ -65,12 +66,15 @@ def unlearn(pipe, data: TargetData, cfg: SPMConfig) -> tuple[AdapterEdit, dict]:
             emb_a = pipe.encode_prompts([anchors[i] for i in anchor])
             emb_u = emb_empty.expand_as(emb_c)
         stop = int(torch.randint(cfg.sample_steps, (1,), generator=gen))
-        x_t, t = partial_sample(pipe, pipe.unet, emb_c, emb_u, cfg.sample_steps, stop, cfg.sample_guidance, gen)
+        x_t, t = partial_sample(
+            pipe, pipe.unet, emb_c, emb_u, cfg.sample_steps, stop, cfg.sample_guidance, gen, fused=fused
+        )
         tt = torch.full((len(x_t),), t, dtype=torch.long, device=x_t.device)
         with torch.no_grad(), adapters_disabled(pipe.unet):
-            e_u, e_c, e_a = (pipe.predict_noise(x_t, tt, e) for e in (emb_u, emb_c, emb_a))
-        erase = F.mse_loss(pipe.predict_noise(x_t, tt, emb_c), e_u - cfg.guidance * (e_c - e_u))
-        anchor_loss = F.mse_loss(pipe.predict_noise(x_t, tt, emb_a), e_a)
+            e_u, e_c, e_a = predict_many(pipe.unet, [(x_t, tt, e) for e in (emb_u, emb_c, emb_a)], fused)
+        s_c, s_a = predict_many(pipe.unet, [(x_t, tt, emb_c), (x_t, tt, emb_a)], fused)
+        erase = F.mse_loss(s_c, e_u - cfg.guidance * (e_c - e_u))
+        anchor_loss = F.mse_loss(s_a, e_a)
         loss = erase + cfg.la_strength * anchor_loss
         return {"loss": loss, "erase": erase.detach(), "anchor": anchor_loss.detach()}
 
