@@ -40,8 +40,12 @@ class SamplingConfig:
     steps: int = 25
     guidance: float = 9.0
     sampler: str = "dpm"
-    batch_size: int = 128  # images handed to the pipeline at once (progress granularity)
-    micro_batch: int = 32  # images per network call; fixed so images never depend on batching
+    batch_size: int = 110  # images handed to the pipeline at once (progress granularity), in whole micro-batches
+    # images per network call; fixed so images never depend on batching. 55: canvas-mini's grid of
+    # 110 prompts splits into whole micro-batches (32 padded 110 images to 128: 14% of the network's
+    # work thrown away), and the UNet runs at least as fast on the guided batch of 110 as on 64
+    # (Intel AVX-512, 2 threads: 255 / 418 samples/s in fp32 / bf16 against 244 / 389).
+    micro_batch: int = 55
     styles: tuple[str, ...] = field(default_factory=tuple)  # empty: every style class (benchmark + photo)
     objects: tuple[str, ...] = field(default_factory=tuple)  # empty: every object
     # "bf16": the UNet runs under bf16 autocast (1.6x faster on CPUs with native bf16; images a mean
@@ -108,8 +112,9 @@ def generate_answer_set(
     mine = grid[(grid.index // cfg.micro_batch) % world == rank]
     todo = mine[[not Path(p).exists() for p in mine["path"]]]
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=desc, unit="img")
-    for start in range(0, len(todo), cfg.batch_size):
-        chunk = todo.iloc[start : start + cfg.batch_size]
+    step = max(1, cfg.batch_size // cfg.micro_batch) * cfg.micro_batch  # no chunk ends in a padded micro-batch
+    for start in range(0, len(todo), step):
+        chunk = todo.iloc[start : start + step]
         images = pipe.sample(
             list(chunk["prompt"]),
             list(chunk["seed"]),

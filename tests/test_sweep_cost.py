@@ -1,5 +1,6 @@
 """The sweep-cost projection from measured stages, checked by hand."""
 
+import pandas as pd
 import pytest
 
 from benchmarks.sweep_cost import job_cost, projected_job, summarise
@@ -30,3 +31,31 @@ def test_summary_takes_the_median_job_and_adds_the_base_answer_set():
     # 20 targets x (100 + 300 + 200) + 550 images x 0.1 s = 12,055 s
     assert out["fp32"]["mini_full_hours"] == pytest.approx(12055 / 3600)
     assert out["auto"]["median_speedup_vs_fp32"] == 2.0
+
+
+def test_speed_agreement_by_hand():
+    """A style target with 2 seeds has 10 objects x 2 = 20 images: one image is 5 UA points;
+    IRA and CRA must agree within 1 point."""
+    from benchmarks.speed_agreement import compare, presets, target_images
+
+    assert target_images("style:Ink_Outline", 2) == 20 and target_images("object:Star", 2) == 22
+    fp32 = pd.DataFrame(
+        [
+            {"method": "a", "target": "style:Ink_Outline", "UA": 90.0, "IRA": 95.0, "CRA": 97.0, "FID": 8.0},
+            {"method": "b", "target": "style:Ink_Outline", "UA": 90.0, "IRA": 95.0, "CRA": 97.0, "FID": 8.0},
+            {"method": "c", "target": "style:Ink_Outline", "UA": 90.0, "IRA": 95.0, "CRA": 97.0, "FID": 8.0},
+        ]
+    )
+    auto = fp32.copy()
+    auto.loc[0, ["UA", "IRA"]] = [95.0, 94.0]  # one image, 1 point: agree
+    auto.loc[1, "UA"] = 100.0  # two images
+    auto.loc[2, "CRA"] = 95.5  # 1.5 points
+    table = compare({"fp32": fp32, "auto": auto}, seeds=2)
+    assert table["agree"].tolist() == [True, False, False]
+    assert table.loc[0, "dUA"] == 5.0 and table.loc[0, "dIRA"] == -1.0 and table.loc[0, "one image"] == 5.0
+    both = presets(1.0, ("spare", "uce"))
+    assert both["fp32"].overrides == {"spare": ["optim.precision=fp32", "optim.fused=false"]}  # UCE trains nothing
+    assert both["auto"].overrides == {} and both["fp32"].targets == both["auto"].targets == (
+        "style:Pop_Halftone",
+        "object:Crescent",
+    )

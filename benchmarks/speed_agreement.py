@@ -1,0 +1,146 @@
+"""Agreement before adoption: the harness's fp32 configuration and its faster defaults, side by side.
+
+    python -m benchmarks.speed_agreement [--budget 1.0] [--methods spare esd ...]
+
+The faster defaults (``optim.precision=auto``, ``optim.fused=true``, answer sets in
+``precision: auto`` and micro-batches of 55) change images by rounding, so they may be canvas-mini's defaults only where
+the metrics agree with the harness before them (``optim.precision=fp32 optim.fused=false``,
+answer sets in fp32 in micro-batches of 32) within the answer set's resolution: UA within one of the target's images
+(100 / their number), IRA and CRA within 1 point. This runs both as sweeps of every method on
+the catalogue's validation targets with the validation answer seeds (never a reported target,
+never the answer seeds 188..888), through the runner (resumable; run folders tagged
+``agree-fp32`` and ``agree-auto``), and writes ``results/benchmarks/speed_agreement.{md,csv,json}``
+(each sweep's own tables beside it, under ``speed_agreement/<config>/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.presets import Preset
+from benchmarks.runner import build_sweep, collect, run_sweep
+from benchmarks.tables import write_table
+from spare.answers import SamplingConfig
+from spare.concepts import get_catalogue
+from spare.io import write_json
+from spare.methods import get_method, method_names
+from spare.provenance import cpu_info, provenance
+
+SEEDS = (1000, 1001)  # validation answer seeds
+FP32 = ["optim.precision=fp32", "optim.fused=false"]  # the harness before the faster defaults
+METRICS = ("UA", "IRA", "CRA", "FID")
+
+
+def presets(budget: float, methods: tuple[str, ...]) -> dict[str, Preset]:
+    """The two configurations as presets: every trained method's overrides differ, nothing else."""
+    catalogue = get_catalogue("mini")
+    common = {
+        "description": "fp32 against the faster defaults on the validation targets and seeds",
+        "targets": catalogue.validation_targets,
+        "methods": methods,
+        "budget": budget,
+    }
+    trained = [m for m in methods if hasattr(get_method(m).config_cls(), "optim")]
+    return {
+        "fp32": Preset(
+            name="speed-agreement-fp32",
+            **common,
+            overrides={m: list(FP32) for m in trained},
+            sampling=SamplingConfig(seeds=SEEDS, precision="fp32", micro_batch=32, batch_size=128),  # as before
+            tag="agree-fp32",
+        ),
+        "auto": Preset(
+            name="speed-agreement-auto",
+            **common,
+            sampling=SamplingConfig(seeds=SEEDS, precision="auto"),
+            tag="agree-auto",
+        ),
+    }
+
+
+def target_images(target: str, seeds: int) -> int:
+    """How many answer images show ``target`` (UA's denominator): every style class with an
+    object target, every object with a style target, once per seed."""
+    catalogue = get_catalogue("mini")
+    kind = target.split(":", 1)[0]
+    return (len(catalogue.style_classes) if kind == "object" else len(catalogue.objects)) * seeds
+
+
+def compare(frames: dict[str, pd.DataFrame], seeds: int) -> pd.DataFrame:
+    """One row per (method, target): each metric under both configurations, the difference and
+    whether they agree (UA within one target image, IRA and CRA within 1 point)."""
+    keys = ["method", "target"]
+    fp32, auto = (frames[c].set_index(keys)[list(METRICS)] for c in ("fp32", "auto"))
+    rows = []
+    for key in fp32.index.intersection(auto.index):
+        row = dict(zip(keys, key, strict=True))
+        for metric in METRICS:
+            a, b = float(fp32.loc[key, metric]), float(auto.loc[key, metric])
+            row.update({f"{metric} fp32": a, f"{metric} auto": b, f"d{metric}": b - a})
+        one_image = 100 / target_images(row["target"], seeds)
+        row["one image"] = one_image
+        row["agree"] = bool(
+            abs(row["dUA"]) <= one_image + 1e-9 and abs(row["dIRA"]) <= 1 + 1e-9 and abs(row["dCRA"]) <= 1 + 1e-9
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=1.0, help="every trained method's steps x this (both sides)")
+    parser.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--out", default="results/benchmarks")
+    args = parser.parse_args(argv)
+    methods = tuple(args.methods or method_names())
+    out = Path(args.out)
+    started = time.perf_counter()
+    frames, settings = {}, {}
+    for config, preset in presets(args.budget, methods).items():
+        sweep = build_sweep(preset, runs_dir=args.runs)
+        print(f"{config}: {len(sweep.jobs)} jobs, answer sets in {sweep.settings.sampling.precision}")
+        rc = run_sweep(sweep, results_dir=out / "speed_agreement" / config)
+        if rc:
+            print(f"{config}: the sweep did not finish (exit {rc}); the comparison covers what is done")
+        per_target, base, _ = collect(sweep, sweep.jobs)
+        frames[config] = pd.concat([base, per_target], ignore_index=True)
+        settings[config] = {"sampling": dataclasses.asdict(sweep.settings.sampling), "overrides": preset.overrides}
+    table = compare(frames, len(SEEDS))
+    cpu = cpu_info()
+    agreed = int(table["agree"].sum())
+    note = (
+        f"`python -m benchmarks.speed_agreement --budget {args.budget}` on {cpu['model']} ({cpu['capability']}, "
+        f"native bf16: {cpu['native_bf16']}): validation targets, validation answer seeds {', '.join(map(str, SEEDS))}. "
+        "fp32: `optim.precision=fp32 optim.fused=false`, answer sets in fp32 in micro-batches of 32 (the harness "
+        "before); auto: the defaults "
+        f"(this machine: answer sets in {settings['auto']['sampling']['precision']}). Agreement: UA within one "
+        f"target image, IRA and CRA within 1 point. **{agreed} of {len(table)} rows agree.**"
+    )
+    write_table(table, out / "speed_agreement", "fp32 against the faster defaults, side by side", note)
+    write_json(
+        out / "speed_agreement.json",
+        {
+            "budget": args.budget,
+            "seeds": SEEDS,
+            "cpu": cpu,
+            "configs": settings,
+            "rows": table.to_dict("records"),
+            "agree": agreed,
+            "rows_total": len(table),
+            "wall_s": time.perf_counter() - started,
+            "provenance": provenance(),
+        },
+    )
+    print(note)
+    print(f"wrote {out / 'speed_agreement.md'}")
+    return 0 if agreed == len(table) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
