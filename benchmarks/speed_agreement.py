@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     agreed = int(table["agree"].sum())
     note = (
         f"`python -m benchmarks.speed_agreement --budget {args.budget}` on {cpu['model']} ({cpu['capability']}, "
-        f"native bf16: {cpu['native_bf16']}): validation targets, validation answer seeds {', '.join(map(str, SEEDS))}. "
+        f"native bf16: {cpu['native_bf16']}): validation targets, validation answer seeds "
+        f"{', '.join(map(str, SEEDS))}. "
         "fp32: `optim.precision=fp32 optim.fused=false`, answer sets in fp32 in micro-batches of 32 (the harness "
         "before); auto: the defaults "
         f"(this machine: answer sets in {settings['auto']['sampling']['precision']}). Agreement: UA within one "
