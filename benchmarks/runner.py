@@ -41,12 +41,12 @@ import pandas as pd
 from benchmarks.presets import Preset
 from benchmarks.tables import per_target_row, read_metrics, write_all
 from benchmarks.wandb_mirror import WandbMirror
-from spare.cli import MINI_BASE_MODEL, MINI_CLASSIFIERS, PROJECT_ROOT
 from spare.concepts import Catalogue, get_catalogue
 from spare.config import ConfigError, apply_overrides, from_dict, hash_view, to_dict
 from spare.errors import UserError
 from spare.io import config_hash, copy_atomic, read_json_dict, write_json
 from spare.methods import get_method, method_names
+from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS, PROJECT_ROOT
 from spare.progress import tqdm
 from spare.run import (
     PATH_FIELDS,

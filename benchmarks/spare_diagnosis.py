@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.tables import write_table
-from spare.cli import MINI_BASE_MODEL
 from spare.concepts import get_catalogue
 from spare.config import apply_overrides
 from spare.data import load_benchmark_data, split_for_target
@@ -35,6 +34,7 @@ from spare.methods import get_method
 from spare.methods.adapters import lora_modules
 from spare.methods.batches import ImageBatches
 from spare.methods.spare_method import localize
+from spare.paths import MINI_BASE_MODEL
 from spare.pipeline import T2IPipeline
 from spare.progress import tqdm
 from spare.viz import answer_grid_png

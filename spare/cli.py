@@ -11,15 +11,9 @@ from pathlib import Path
 
 from spare.concepts import catalogue_names, get_catalogue
 from spare.errors import UserError
+from spare.paths import DEFAULT_PREVIEW, MINI_BASE_MODEL, MINI_CLASSIFIERS
 
 log = logging.getLogger("spare")
-
-DEFAULT_PREVIEW = Path("results/canvas_mini/preview.png")
-
-# Committed models live in the project checkout; outputs (results/, runs/) go under the working directory.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-MINI_BASE_MODEL = PROJECT_ROOT / "models" / "canvas-mini-base"
-MINI_CLASSIFIERS = PROJECT_ROOT / "models" / "canvas-mini-classifiers"
 
 
 class Parser(argparse.ArgumentParser):
@@ -310,6 +304,13 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="spare", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a Python file that registers a method of your own (repeatable; also $SPARE_PLUGINS)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("concepts", help="list the styles, objects and prompt template of a benchmark")
@@ -420,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
 
     datasets.disable_progress_bars()  # the harness shows its own bars; per-filter bars are noise
     try:
+        from spare.methods import load_plugin
+
+        for path in args.plugin:
+            load_plugin(path)
         return args.func(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

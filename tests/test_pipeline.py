@@ -9,12 +9,12 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from spare.answers import SamplingConfig, answer_grid, generate_answer_set
-from spare.cli import MINI_BASE_MODEL
 from spare.concepts import get_catalogue
 from spare.config import ConfigError, hash_view, to_dict
 from spare.data.canvas_mini import CANVAS_MINI
 from spare.errors import UserError
 from spare.io import config_hash
+from spare.paths import MINI_BASE_MODEL
 from spare.pipeline import ModelPathError, T2IPipeline, TinyModelConfig, build_tiny_pipeline, build_tokenizer
 
 TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import anchor_batches, finish, scoped_parameters, start_training
 from spare.data import TargetData
-from spare.methods import register_method
 from spare.methods.edits import WeightEdit
+from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 

@@ -20,9 +20,9 @@ import torch
 from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import finish, forget_towards_pseudo, retain_denoising, start_training
 from spare.data import TargetData
-from spare.methods import register_method
 from spare.methods.batches import ImageBatches
 from spare.methods.edits import WeightEdit
+from spare.methods.registry import register_method
 from spare.methods.saliency import compute_saliency, weight_masks
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 

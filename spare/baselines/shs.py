@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import erasediff_objective, finish, scoped_parameters, start_training
 from spare.data import TargetData
-from spare.methods import register_method
 from spare.methods.batches import ImageBatches
 from spare.methods.edits import WeightEdit
+from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import partial_sample
 from spare.data import TargetData
-from spare.methods import register_method
 from spare.methods.adapters import AdapterEdit, adapters_disabled, lora_modules
+from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise, predict_many
 
 TRANSFORMER_LINEAR = re.compile(

@@ -20,8 +20,8 @@ import torch
 
 from spare.baselines.common import scoped_parameters
 from spare.data import TargetData
-from spare.methods import register_method
 from spare.methods.edits import WeightEdit
+from spare.methods.registry import register_method
 
 
 @dataclass

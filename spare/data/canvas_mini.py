@@ -29,7 +29,7 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from spare.concepts import Catalogue, register_catalogue
+from spare.catalogue import Catalogue, register_catalogue
 from spare.data.schema import rows_to_dataset
 from spare.io import atomic_path, cache_root, config_hash
 from spare.progress import tqdm

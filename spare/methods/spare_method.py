@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from spare.config import HASH_IF_SET
 from spare.data import TargetData
 from spare.data.targets import with_surrogate
-from spare.methods import register_method
 from spare.methods.adapters import AdapterEdit, adapters_disabled, lora_modules
 from spare.methods.batches import ImageBatches
+from spare.methods.registry import register_method
 from spare.methods.saliency import cached_saliency, module_scores, top_modules, weight_masks
 from spare.methods.timesteps import TimestepConfig, build_sampler
 from spare.methods.trainer import OptimConfig, default_optim, optimise, predict_many
