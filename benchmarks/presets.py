@@ -6,7 +6,7 @@ A preset is a plain dataclass, so a user preset is a YAML file with the same key
 Built in:
     mini-quick     the default of ``make benchmark``: one style and one object target, every
                    method, each method's steps x0.2 (one factor for all), one answer seed sampled
-                   under bf16 autocast where the machine runs bf16 natively and faster, else
+                   under bf16 autocast where the machine runs bf16 natively, else
                    fp32 (``precision: auto``, :mod:`spare.precision`). A smoke-scale table for a fresh clone on 2 cores.
     mini-full      every canvas-mini target (10 styles + 10 objects) x every method at the
                    methods' defaults x training seeds 0, 1, 2, and the five UnlearnCanvas

@@ -50,7 +50,7 @@ class SamplingConfig:
     objects: tuple[str, ...] = field(default_factory=tuple)  # empty: every object
     # "bf16": the UNet runs under bf16 autocast (1.6x faster on CPUs with native bf16; images a mean
     # of about 4 grey levels from fp32's, a few pixels far more); the sampler's own arithmetic stays
-    # fp32. "auto": bf16 only where the machine runs it natively and faster (spare.precision),
+    # fp32. "auto": bf16 only where the machine runs it natively (spare.precision),
     # resolved before any key is computed (:meth:`resolved`). Hashed only when set.
     precision: str = field(default="fp32", metadata=HASH_IF_SET)
 

@@ -158,7 +158,7 @@ class T2IPipeline:
         kernels round differently for different batch sizes: so an image is bit-identical
         whatever batch it was requested in. Classifier-free guidance when ``guidance`` != 1.
         ``precision="bf16"`` runs the network under bf16 autocast; noise, guidance and the
-        sampler's steps stay fp32; ``"auto"`` is bf16 where this machine runs it natively and faster.
+        sampler's steps stay fp32; ``"auto"`` is bf16 where this machine runs it natively.
         """
         if len(prompts) != len(seeds):
             raise ValueError("one seed per prompt")

@@ -56,7 +56,7 @@ class BaseTrainConfig:
     min_snr_gamma: float = 5.0
     cond_dropout: float = 0.1  # share of prompts replaced by "" (for classifier-free guidance)
     grad_clip: float = 1.0
-    # "auto": bf16 where the machine runs it natively and faster (spare.precision), else "no"
+    # "auto": bf16 where the machine runs it natively (spare.precision), else "no"
     # (bf16 autocast runs 40-90x slower on a CPU without native bf16); or accelerate's "no" / "bf16"
     mixed_precision: str = "auto"
     seed: int = 0

@@ -21,31 +21,18 @@ def _fresh_probe():
     precision._asked.cache_clear()
 
 
-def _no_probe(*args, **kwargs):
-    raise AssertionError("the timing probe must not run on a machine without native bf16")
-
-
 def test_no_native_bf16_chooses_fp32_without_probing(monkeypatch):
     monkeypatch.setattr(precision, "native_bf16", lambda device: (False, "forced: no native bf16"))
-    monkeypatch.setattr(precision, "bf16_speedup", _no_probe)
     choice = precision.resolve_precision("auto", "cpu")
     assert choice.precision == "fp32" and not choice.native_bf16
     assert "forced: no native bf16" in choice.reason
 
 
-@pytest.mark.parametrize("speedup, expected", [(0.04, "fp32"), (1.05, "fp32"), (1.6, "bf16")])
-def test_native_bf16_is_used_only_when_the_probe_shows_it_faster(monkeypatch, speedup, expected):
-    monkeypatch.setattr(precision, "native_bf16", lambda device: (True, "forced: native"))
-    monkeypatch.setattr(precision, "bf16_speedup", lambda device: speedup)
-    assert precision.resolve_precision("auto", "cpu").precision == expected
-
-
-def test_the_probe_runs_once_per_process(monkeypatch):
+def test_native_bf16_is_used_and_decided_once_per_process(monkeypatch):
     calls = []
-    monkeypatch.setattr(precision, "native_bf16", lambda device: (True, "forced: native"))
-    monkeypatch.setattr(precision, "bf16_speedup", lambda device: calls.append(device) or 2.0)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: calls.append(device) or (True, "forced: native"))
     for _ in range(3):
-        precision.resolve_precision("auto", "cpu")
+        assert precision.resolve_precision("auto", "cpu").precision == "bf16"
     assert calls == ["cpu"]
 
 
@@ -68,7 +55,6 @@ def test_mini_quick_samples_in_fp32_on_a_machine_without_native_bf16(monkeypatch
     """The first command a new user types: its sweep resolves to fp32 there, keyed exactly as an
     fp32 preset, so a bf16 run made on another machine is never taken for it."""
     monkeypatch.setattr(precision, "native_bf16", lambda device: (False, "forced"))
-    monkeypatch.setattr(precision, "bf16_speedup", _no_probe)
     quick = get_preset("mini-quick")
     assert quick.sampling.precision == "auto"
     sweep = build_sweep(quick, runs_dir=str(tmp_path))
@@ -82,7 +68,6 @@ def test_mini_quick_samples_in_fp32_on_a_machine_without_native_bf16(monkeypatch
 
 def test_auto_resolves_to_bf16_where_native_and_faster(monkeypatch, tmp_path):
     monkeypatch.setattr(precision, "native_bf16", lambda device: (True, "forced"))
-    monkeypatch.setattr(precision, "bf16_speedup", lambda device: 2.0)
     assert SamplingConfig(precision="auto").resolved("cpu").precision == "bf16"
     assert build_sweep(get_preset("mini-quick"), runs_dir=str(tmp_path)).settings.sampling.precision == "bf16"
 
@@ -101,12 +86,10 @@ def test_training_precision_auto_is_the_machines_and_keys_runs_apart(monkeypatch
         p: plan_run("spare", "style:Ink_Outline", _with_precision(cfg, p), settings).key for p in ("fp32", "bf16")
     }
     monkeypatch.setattr(precision, "native_bf16", lambda device: (False, "forced"))
-    monkeypatch.setattr(precision, "bf16_speedup", _no_probe)
     assert resolved_config(cfg, "cpu").optim.precision == "fp32"
     assert plan_run("spare", "style:Ink_Outline", cfg, settings).key == explicit["fp32"]
     precision._auto.cache_clear()
     monkeypatch.setattr(precision, "native_bf16", lambda device: (True, "forced"))
-    monkeypatch.setattr(precision, "bf16_speedup", lambda device: 2.0)
     assert resolved_config(cfg, "cpu").optim.precision == "bf16"
     assert plan_run("spare", "style:Ink_Outline", cfg, settings).key == explicit["bf16"] != explicit["fp32"]
 

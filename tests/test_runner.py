@@ -271,38 +271,38 @@ def test_killed_sweep_resumes_to_the_same_tables(reference, tmp_path):
 
 
 def test_a_swallowed_sigterm_still_stops_the_sweep_before_the_next_job():
-    from benchmarks import runner
+    from benchmarks.runner import signals
 
-    with runner._sigterm_as_interrupt():
-        runner._stop_if_signalled()  # nothing received: the sweep goes on
+    with signals.sigterm_as_interrupt():
+        signals.stop_if_signalled()  # nothing received: the sweep goes on
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises during the sleep
         except KeyboardInterrupt:
             pass  # what library code that swallows the interrupt does
         with pytest.raises(KeyboardInterrupt, match="signal 15"):
-            runner._stop_if_signalled()
-    with runner._sigterm_as_interrupt():  # the next sweep in the same process starts clean
-        runner._stop_if_signalled()
+            signals.stop_if_signalled()
+    with signals.sigterm_as_interrupt():  # the next sweep in the same process starts clean
+        signals.stop_if_signalled()
 
 
 def test_a_signal_during_the_tables_after_a_job_waits_until_they_are_written():
     # A SIGTERM inside the first `import matplotlib.pyplot` left matplotlib half-imported and the
     # tables written on the way out failed (exit code 1, not 130): the checkpoint now holds signals.
-    from benchmarks import runner
+    from benchmarks.runner import signals
 
-    with runner._sigterm_as_interrupt():
+    with signals.sigterm_as_interrupt():
         steps = []
         with pytest.raises(KeyboardInterrupt, match="signal 15"):
-            with runner._signals_deferred():
+            with signals.signals_deferred():
                 os.kill(os.getpid(), signal.SIGTERM)
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(0.5)  # an undeferred handler would raise here
                 steps.append("tables written")
         assert steps == ["tables written"]
-        assert signal.getsignal(signal.SIGTERM) is runner._raise_interrupt  # the sweep's handlers are back
+        assert signal.getsignal(signal.SIGTERM) is signals.raise_interrupt  # the sweep's handlers are back
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with runner._sigterm_as_interrupt(), runner._signals_deferred():  # no signal: no interrupt
+    with signals.sigterm_as_interrupt(), signals.signals_deferred():  # no signal: no interrupt
         pass
 
 
@@ -378,7 +378,7 @@ def test_a_subset_restores_from_the_whole_presets_stored_runs(tmp_path, capsys):
 def test_runs_stored_by_a_checkout_elsewhere_are_restored_with_this_checkouts_paths(tmp_path, capsys, monkeypatch):
     """Config keys hash the model and classifier paths, which sit in the checkout: a clone at another
     path takes the committed runs (their paths moved to it) instead of running every job again."""
-    from benchmarks import runner
+    from benchmarks.runner import restore as runner
 
     preset_file = tmp_path / "tiny.yaml"
     preset_file.write_text(TINY.replace("methods: [uce, ca]", "methods: [uce]"))  # closed form: a quick sweep

@@ -28,7 +28,7 @@ class OptimConfig:
     grad_clip: float = 1.0
     # "bf16": the loss function (every network call in it) runs under bf16 autocast; the noise,
     # the losses (autocast keeps MSE in fp32), the gradients' clipping and the optimiser stay fp32.
-    # "auto": bf16 only where the machine runs it natively and faster (spare.precision), resolved
+    # "auto": bf16 only where the machine runs it natively (spare.precision), resolved
     # before any key is computed (:func:`resolved_config`). Hashed only when not fp32.
     precision: Literal["fp32", "bf16", "auto"] = field(default="fp32", metadata=HASH_IF_SET)
     # True: the network calls of one step that share a model run as one batched call

@@ -1,0 +1,216 @@
+"""Running a sweep: the shared stage (base answers, real FID features), the jobs of this process,
+the tables after each finished job, and the summary."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.runner.plan import Job, Sweep, check_paths, config_value, missing_runs, print_plan
+from benchmarks.runner.processes import Processes
+from benchmarks.runner.record import print_summary, save_sweep_record
+from benchmarks.runner.restore import restore_finished
+from benchmarks.runner.signals import signals_deferred, sigterm_as_interrupt, stop_if_signalled
+from benchmarks.tables import per_target_row, read_metrics, write_all
+from benchmarks.wandb_mirror import WandbMirror
+from spare.config import to_dict
+from spare.errors import UserError
+from spare.progress import tqdm
+from spare.run import (
+    base_answers,
+    evaluate_base,
+    planned_base,
+    real_features,
+    run_dir,
+    run_unlearning,
+)
+from spare.viz import answer_grid_png
+
+log = logging.getLogger(__name__)
+
+
+def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, list[Job]]:
+    """Per-target rows of every job, the base rows, and the jobs whose metrics are missing."""
+    rows, base_rows, missing = [], [], []
+    for target in dict.fromkeys(j.target for j in jobs):
+        base = read_metrics(run_dir(sweep.base_settings, "base", target.replace(":", "-")) / "metrics.json")
+        if base:
+            base_rows.append(per_target_row(base, "base (no unlearning)", target))
+    for job in jobs:
+        planned = sweep.planned(job)
+        result = read_metrics(planned.metrics_path) if planned.done() else None
+        if result is None:
+            missing.append(job)
+            continue
+        row = per_target_row(result, job.method, job.target)
+        row["seed"] = job.seed
+        if sweep.preset.variants:
+            row["variant"] = job.variant or "default"
+            cfg = to_dict(sweep.method_config(job))
+            for key in dict.fromkeys(k for k in (sweep.preset.x, sweep.preset.series) if k):
+                row[key] = config_value(cfg, key)
+        rows.append(row)
+    if sweep.catalogue.validation_targets:  # marked, so that the tables can leave them out
+        for row in rows + base_rows:
+            row["validation"] = row["target"] in sweep.catalogue.validation_targets
+    return pd.DataFrame(rows), pd.DataFrame(base_rows), missing
+
+
+def run_sweep(
+    sweep: Sweep,
+    *,
+    limit: int | None = None,
+    dry_run: bool = False,
+    tables_only: bool = False,
+    wandb_mode: str = "offline",
+    results_dir: str | Path | None = None,
+    results_root: str | Path = Path("results") / "benchmark",
+    report=None,
+    restore: bool = False,
+) -> int:
+    """Run (or resume) the sweep; returns 0 when every job has metrics, 1 on failures or gaps.
+
+    ``report(per_target, base, out, label, missing) -> {name: path}`` writes the tables (``missing``:
+    the runs without metrics, as :func:`missing_runs` words them)
+    (default: the benchmark tables of :func:`benchmarks.tables.write_all`; ablations pass theirs).
+    ``tables_only`` skips stages 1 and 2: the tables of whatever is done, the rest listed as missing.
+    ``restore`` first takes the finished runs stored beside the tables, or beside the whole preset's
+    tables under ``results_root`` (:func:`restore_finished`).
+    The tables go to ``results_dir``, by default to :meth:`Sweep.results_folder` under ``results_root``.
+    """
+    procs = Processes()
+    jobs = sweep.jobs[:limit] if limit else sweep.jobs
+    out = Path(results_dir) if results_dir else sweep.results_folder(results_root, jobs)
+    if procs.main and not results_dir and out != Path(results_root) / sweep.preset.name:
+        print(
+            f"{len(jobs)} jobs, a subset of preset {sweep.preset.name!r}: tables in {out}, not in"
+            f" {Path(results_root) / sweep.preset.name} (--results DIR to choose)"
+        )
+    restorable: set[Path] = set()
+    if restore:
+        if procs.main:  # the tables' own folder first, then the whole preset's (a subset reuses its runs)
+            folders = list(dict.fromkeys([out, Path(results_root) / sweep.preset.name]))
+            restorable, stale, moved = restore_finished(sweep, jobs, folders, dry_run=dry_run)
+            print(
+                f"{'would restore' if dry_run else 'restored'} {len(restorable)} finished runs from "
+                + " and ".join(str(f / "configs") for f in folders)
+                + "".join(f"; {n} of them made in the checkout at {o}" for o, n in moved.items())
+                + (f"; {stale} stored runs have another config key and run again" if stale else "")
+            )
+        procs.barrier()  # no process looks at what is done before the restore
+    if dry_run:
+        if procs.main:
+            print_plan(sweep, jobs, procs.world, restorable)
+        return 0
+    check_paths(sweep)
+    preset = sweep.preset
+    mirror = WandbMirror(
+        wandb_mode, project="spare-unlearncanvas", group=preset.name, root=Path(sweep.settings.runs_dir)
+    )
+    start = time.perf_counter()
+    mine = sweep.shard(jobs, procs.rank, procs.world)
+    if procs.main:
+        print_plan(sweep, jobs, procs.world)
+
+    if tables_only:
+        mine = []
+
+    def done() -> int:  # finished jobs of the plan, every process's; the difference is what this invocation ran
+        return sum(sweep.planned(job).done() for job in jobs)
+
+    done_before = done() if procs.main else 0  # only the main process writes the record
+    started = datetime.now().isoformat(timespec="milliseconds")  # names this invocation's entry in sweep.json
+
+    def record(**state) -> None:
+        ran = done() - done_before
+        save_sweep_record(sweep, jobs, out, time.perf_counter() - start, procs.world, ran, started=started, **state)
+
+    def tabulate():  # stage 3, from the metrics files: (per_target, base, missing, paths); no paths when empty
+        per_target, base, missing = collect(sweep, jobs)
+        missing = missing_runs(missing, jobs)
+        paths = (report or write_all)(per_target, base, out, preset.name, missing) if len(per_target) else {}
+        return per_target, base, missing, paths
+
+    def checkpoint() -> None:  # after each job the main process finishes: tables and the time so far
+        tabulate()
+        record(interrupted=True, unfinished=True)
+
+    try:
+        with sigterm_as_interrupt():
+            _shared_work(sweep, jobs, mine, procs)
+            failed = _run_jobs(sweep, mine, procs, mirror, checkpoint if procs.main else None)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from `timeout`, a scheduler or the launcher
+        if procs.main:  # its time counts towards the sweep's; the finished jobs stay done
+            record(interrupted=True)
+            tabulate()  # with the jobs other processes finished since the last checkpoint (a second signal stops this)
+        raise
+
+    # Stage 3: tables from the metrics files, by the main process.
+    if not procs.main:
+        return 1 if failed else 0
+    per_target, base, missing, paths = tabulate()
+    wall = time.perf_counter() - start
+    if not paths:
+        print("no finished runs to tabulate")
+        return 1
+    record()
+    mirror.log_sweep(
+        preset.name,
+        to_dict(preset),
+        {name: pd.read_csv(path.with_suffix(".csv")) for name, path in paths.items() if path.suffix == ".md"},
+        paths.get("plot"),
+    )
+    print_summary(per_target, base, paths, wall, missing, mirror)
+    return 1 if failed or missing else 0
+
+
+def _shared_work(sweep: Sweep, jobs: list[Job], mine: list[Job], procs: Processes) -> None:
+    """Stage 1, once: base answers split across processes, the real FID features by the main one."""
+    if mine and not all(planned_base(t, sweep.base_settings).done() for t in dict.fromkeys(j.target for j in jobs)):
+        base_answers(sweep.settings, shard=(procs.rank, procs.world))
+    if procs.main and mine:
+        from evaluators.classifiers import load_classifier
+        from evaluators.fid import make_extractor
+
+        style_clf = load_classifier(Path(sweep.settings.classifiers) / "style")
+        real_features(sweep.settings, make_extractor(sweep.settings.inception, style_clf))
+    procs.barrier()
+    for target in dict.fromkeys(j.target for j in mine):
+        evaluate_base(target, sweep.base_settings)
+
+
+def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirror, checkpoint=None) -> list[str]:
+    """Stage 2: this process's jobs not yet done; returns the labels of those that failed.
+    ``checkpoint()`` is called after each job that finishes."""
+    failed = []
+    desc = f"sweep {sweep.preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
+    bar = tqdm(mine, desc=desc, unit="job")
+    for job in bar:
+        stop_if_signalled()
+        bar.set_postfix_str(job.label)
+        planned = sweep.planned(job)
+        if planned.done():
+            continue
+        try:
+            result = run_unlearning(job.method, job.target, sweep.method_config(job), sweep.job_settings(job))
+        except (KeyboardInterrupt, UserError):
+            raise
+        except Exception:  # one broken job must not stop the sweep; it is reported at the end
+            log.error("%s failed:\n%s", job.label, traceback.format_exc())
+            failed.append(job.label)
+            continue
+        grid = answer_grid_png(
+            planned.out / "answers", planned.out / "answers.png", f"{job.method}, {job.target} forgotten"
+        )
+        mirror.log_run(f"{job.method}/{job.target}" + (f"@{job.tag}" if job.tag else ""), planned.config, result, grid)
+        if checkpoint:
+            with signals_deferred():  # a signal cutting it short (a half-done import) would break the tables
+                checkpoint()
+    bar.close()
+    procs.barrier()
+    return failed
