@@ -46,8 +46,9 @@ from spare.data.schema import FEATURES
 from spare.io import write_json
 from spare.methods import get_method, method_names
 from spare.methods.trainer import seconds_per_step
-from spare.pipeline import T2IPipeline, build_tokenizer, default_device
+from spare.pipeline import T2IPipeline, default_device
 from spare.provenance import cpu_info, provenance
+from spare.tiny_model import build_tokenizer
 
 TARGET = "style:Van_Gogh"
 ANSWER_IMAGES = 51 * 20 * 5  # every style class x object x seed of the protocol
@@ -155,7 +156,7 @@ def measure_method(pipe, name: str, cfg, data, steps: int) -> dict:
     if has_optim:
         cfg = apply_overrides(cfg, [f"optim.steps={steps}"])
     with CostMeter(pipe.device) as cost:
-        edit, report = spec.unlearn(pipe, data, cfg)
+        report = spec.unlearn(pipe, data, cfg).report()
     per_step = seconds_per_step(report.get("log") or []) if has_optim else 0.0  # closed form (UCE): all set-up
     row = {"method": name, "total s": cost.wall_time_s, "peak GB": cost.peak_memory_gb, "s/step": per_step}
     row["set-up s"] = max(0.0, cost.wall_time_s - (steps if has_optim else 0) * per_step)

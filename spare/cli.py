@@ -190,7 +190,7 @@ def default_classifiers_dir(benchmark: str) -> Path | None:
 
 
 def cmd_classifiers(args: argparse.Namespace) -> int:
-    from evaluators.classifiers import ClassifiersConfig, train_benchmark_classifiers
+    from evaluators.classifier_training import ClassifiersConfig, train_benchmark_classifiers
     from spare.config import load_config
 
     cfg = load_config(ClassifiersConfig, args.config, args.overrides)

@@ -34,6 +34,7 @@ from spare.config import hash_view, to_dict
 from spare.data import load_benchmark_data, load_fid_real_images, split_for_target
 from spare.io import atomic_path, config_hash, content_fingerprint, folder_lock, read_json_dict, write_json
 from spare.methods import get_method
+from spare.methods.contract import Unlearned
 from spare.methods.edits import edit_size_bytes, load_edit
 from spare.methods.trainer import resolved_config
 from spare.pipeline import T2IPipeline, default_device
@@ -191,7 +192,13 @@ def _run_stages(planned, spec, concept, catalogue, method_cfg, settings: RunSett
         # a new edit makes any answers already in the folder (another config's) stale
         shutil.rmtree(out / "answers", ignore_errors=True)
         with CostMeter(pipe.device) as cost:
-            edit, report = spec.unlearn(pipe, data, method_cfg)
+            unlearned = spec.unlearn(pipe, data, method_cfg)
+        if not isinstance(unlearned, Unlearned):
+            raise TypeError(
+                f"method {method!r} returned {type(unlearned).__name__}; a method returns an "
+                "Unlearned (spare.methods.contract): its edit, log and trainable parameters"
+            )
+        edit, report = unlearned.edit, unlearned.report()
         edit.save(edit_dir)
         if report.get("saliency"):
             from spare.methods.saliency import plot_saliency

@@ -34,8 +34,9 @@ from spare.concepts import get_catalogue
 from spare.config import to_dict
 from spare.data import load_benchmark_data
 from spare.io import atomic_path, write_json
-from spare.pipeline import T2IPipeline, TinyModelConfig, build_tiny_pipeline
+from spare.pipeline import T2IPipeline
 from spare.progress import tqdm
+from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from spare.data.canvas_mini import CANVAS_MINI, canvas_mini_dataset
 from spare.errors import UserError
 from spare.methods import get_method, method_names
 from spare.methods.edits import WeightEdit, edit_size_bytes, load_edit
-from spare.pipeline import T2IPipeline, TinyModelConfig, build_tiny_pipeline
+from spare.pipeline import T2IPipeline
+from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
 TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
 TARGET, KEPT = "Chalkboard", "Pop_Halftone"
@@ -82,7 +83,8 @@ def test_micro_run_is_targeted_and_its_edit_round_trips(method, pipe, data, tmp_
     cfg = apply_overrides(spec.config_cls(), MICRO[method])
     before_t, before_k = _outputs(pipe, TARGET), _outputs(pipe, KEPT)
     state = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
-    edit, report = spec.unlearn(pipe, data, cfg)
+    unlearned = spec.unlearn(pipe, data, cfg)
+    edit, report = unlearned.edit, unlearned.report()
     # unlearning leaves the pipeline as it found it; the change lives in the edit
     assert all(torch.equal(v, pipe.unet.state_dict()[k]) for k, v in state.items())
     assert report["trainable_params"] == edit.num_parameters > 0

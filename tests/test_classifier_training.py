@@ -6,13 +6,12 @@ import timm
 import torch
 from PIL import Image
 
+from evaluators.classifier_training import ClassifiersConfig, train_benchmark_classifiers
 from evaluators.classifiers import (
     ClassifierConfig,
     ClassifierLoadError,
-    ClassifiersConfig,
     load_classifier,
     load_external_classifier,
-    train_benchmark_classifiers,
 )
 
 TINY_ARCH = {"channels": [8, 8, 8, 8], "layers": [1, 1, 1, 1]}

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluators.classifiers import ClassifierLoadError, confusion_matrix, load_classifier
+from evaluators.classifier_training import confusion_matrix
+from evaluators.classifiers import ClassifierLoadError, load_classifier
 from spare.cli import main
 from spare.data.canvas_mini import CANVAS_MINI, image_seed, render
 

@@ -15,7 +15,8 @@ from spare.data.canvas_mini import CANVAS_MINI
 from spare.errors import UserError
 from spare.io import config_hash
 from spare.paths import MINI_BASE_MODEL
-from spare.pipeline import ModelPathError, T2IPipeline, TinyModelConfig, build_tiny_pipeline, build_tokenizer
+from spare.pipeline import ModelPathError, T2IPipeline
+from spare.tiny_model import TinyModelConfig, build_tiny_pipeline, build_tokenizer
 
 TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
 

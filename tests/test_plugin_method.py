@@ -17,6 +17,7 @@ TOY = textwrap.dedent(
     """A toy method: shifts the UNet's output bias, which makes every image brighter or darker."""
     from dataclasses import dataclass
 
+    from spare.methods.contract import Unlearned
     from spare.methods.edits import WeightEdit
     from spare.methods.registry import register_method
 
@@ -31,7 +32,7 @@ TOY = textwrap.dedent(
     def unlearn(pipe, data, cfg):
         bias = pipe.unet.conv_out.bias.detach().cpu().clone() + cfg.shift
         edit = WeightEdit("toy_shift", {"conv_out.bias": bias}, meta={"target": str(data.target)})
-        return edit, {"trainable_params": bias.numel(), "trainable_share": 0.0}
+        return Unlearned.of(edit, pipe.unet)
     '''
 )
 
@@ -76,3 +77,34 @@ def test_a_method_from_a_file_of_its_own_runs_through_spare_unlearn(tmp_path, mo
 def test_an_unknown_plugin_file_is_a_one_line_error(tmp_path, capsys):
     assert main(["--plugin", str(tmp_path / "missing.py"), "concepts"]) == 2
     assert "method plugin" in capsys.readouterr().err
+
+
+def test_both_edit_kinds_keep_the_edit_contract_and_a_loose_tuple_is_refused(tmp_path):
+    from dataclasses import dataclass
+
+    import torch
+
+    from spare.methods.adapters import AdapterEdit
+    from spare.methods.contract import Edit, Unlearned
+    from spare.methods.edits import WeightEdit
+    from spare.methods.registry import register_method
+    from spare.run import RunSettings, run_unlearning
+
+    assert isinstance(WeightEdit("w", {"conv_out.bias": torch.zeros(3)}), Edit)
+    assert isinstance(AdapterEdit("a", 4, 4.0, ["x"]), Edit)
+    with pytest.raises(TypeError, match="must return an Edit"):
+        Unlearned({"conv_out.bias": torch.zeros(3)})
+
+    @dataclass
+    class LooseConfig:
+        seed: int = 0
+
+    @register_method("loose", LooseConfig, "returns the old (edit, dict) tuple")
+    def loose(pipe, data, cfg):
+        return WeightEdit("loose", {"conv_out.bias": pipe.unet.conv_out.bias.detach().clone()}), {}
+
+    from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS
+
+    settings = RunSettings(model=str(MINI_BASE_MODEL), classifiers=str(MINI_CLASSIFIERS), runs_dir=str(tmp_path))
+    with pytest.raises(TypeError, match="returns an Unlearned"):
+        run_unlearning("loose", "style:Ink_Outline", LooseConfig(), settings)

@@ -14,8 +14,8 @@ from spare.answers import SamplingConfig
 from spare.data.canvas_mini import CANVAS_MINI
 from spare.io import content_fingerprint
 from spare.methods import get_method
-from spare.pipeline import TinyModelConfig, build_tiny_pipeline
 from spare.run import RunSettings, plan_run, run_unlearning
+from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
 CLASSIFIERS = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-classifiers"
 TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
@@ -161,3 +161,58 @@ def test_a_run_that_fails_before_any_work_leaves_no_folder(tmp_path):
     with pytest.raises(Exception, match="no-classifiers"):
         run_unlearning("uce", "object:Star", get_method("uce").config_cls(), settings)
     assert not out.exists()
+
+
+def _unlearn_cmd(runs: Path) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "spare", "unlearn", "--method", "spare", "--target", "style:Ink_Outline",
+            "optim.steps=60", "--seeds", "188"]  # fmt: skip
+
+
+def _run_killed_when(cmd, cwd: Path, ready, timeout: float = 600) -> None:
+    """Start ``cmd`` and SIGKILL it as soon as ``ready()`` holds (nothing runs on the way out)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, "the run ended before the stage it was to be killed in"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_kill_9_in_each_stage_resumes_to_the_same_metrics(tmp_path):
+    """SIGKILL while training (no edit yet) and while writing the answer set (some images there):
+    each rerun finishes, and its metrics are an uninterrupted run's."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "killed").mkdir()
+    subprocess.run(_unlearn_cmd(tmp_path), cwd=tmp_path / "whole", env=env, check=True, capture_output=True)
+    folder = tmp_path / "killed" / "runs" / "mini" / "spare" / "style-Ink_Outline"
+    # 1. training: the run folder exists, its edit does not
+    _run_killed_when(_unlearn_cmd(tmp_path), tmp_path / "killed", lambda: (folder / "config.json").exists())
+    assert not (folder / "edit").exists()
+    # 2. the answer set: the edit is saved and some images are written
+    _run_killed_when(_unlearn_cmd(tmp_path), tmp_path / "killed", lambda: len(list(folder.rglob("*.png"))) >= 3)
+    made = len(list((folder / "answers").rglob("*.png")))
+    assert (folder / "edit").is_dir() and 3 <= made < 110 and not (folder / "metrics.json").exists()
+    # 3. the rerun finishes what is missing
+    subprocess.run(_unlearn_cmd(tmp_path), cwd=tmp_path / "killed", env=env, check=True, capture_output=True)
+    whole = json.loads(
+        (tmp_path / "whole" / "runs" / "mini" / "spare" / "style-Ink_Outline" / "metrics.json").read_text()
+    )
+    resumed = json.loads((folder / "metrics.json").read_text())
+    quality = ("UA", "IRA", "CRA", "FID(cls)")
+    assert {k: resumed["metrics"][k]["value"] for k in quality} == {k: whole["metrics"][k]["value"] for k in quality}
+    assert resumed["stages"]["answers_generated"] == 110 - made  # only the missing images were sampled

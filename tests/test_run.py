@@ -7,8 +7,8 @@ from spare.answers import SamplingConfig
 from spare.config import apply_overrides
 from spare.data.canvas_mini import CANVAS_MINI
 from spare.methods import get_method
-from spare.pipeline import TinyModelConfig, build_tiny_pipeline
 from spare.run import RunSettings, evaluate_base, run_dir, run_unlearning
+from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
 CLASSIFIERS = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-classifiers"
 TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)

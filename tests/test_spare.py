@@ -14,7 +14,7 @@ from spare.methods.batches import ImageBatches
 from spare.methods.edits import edit_size_bytes
 from spare.methods.saliency import compute_saliency, top_modules, weight_masks
 from spare.methods.timesteps import TimestepConfig, TimestepSampler, build_sampler, smallest_band
-from spare.pipeline import TinyModelConfig, build_tiny_pipeline
+from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
 TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
 
@@ -216,7 +216,8 @@ def test_unlearn_trains_only_the_adapter(pipe, data, localization, candidates):
     )
     base = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
     before = _probe(pipe)
-    edit, report = spec.unlearn(pipe, data, cfg)
+    unlearned = spec.unlearn(pipe, data, cfg)
+    edit, report = unlearned.edit, unlearned.report()
     assert all(torch.equal(v, base[k]) for k, v in pipe.unet.state_dict().items())  # teacher weights untouched
     assert all(p.grad is None for p in pipe.unet.parameters())
     assert torch.equal(_probe(pipe), before)  # the adapter was taken off again

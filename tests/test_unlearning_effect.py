@@ -40,7 +40,7 @@ def test_micro_run_forgets_the_target_style_and_keeps_another(base):
     cfg = apply_overrides(
         spec.config_cls(), ["optim.steps=200", "forget_batch=8", "retain_batch=8", "saliency_batches=2"]
     )
-    edit, _ = spec.unlearn(pipe, data, cfg)
+    edit = spec.unlearn(pipe, data, cfg).edit
     edit.apply(pipe.unet)
     try:
         after_target, after_kept = style_accuracy(pipe, clf, target), style_accuracy(pipe, clf, kept)

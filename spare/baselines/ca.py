@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from spare.baselines import scaled_lr, scaled_steps
-from spare.baselines.common import anchor_batches, finish, scoped_parameters, start_training
+from spare.baselines.common import WeightTraining, anchor_batches, scoped_parameters
 from spare.data import TargetData
-from spare.methods.edits import WeightEdit
+from spare.methods.contract import Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
@@ -34,9 +34,9 @@ class CAConfig:
 
 
 @register_method("ca", CAConfig, "CA: target prompt distilled to the anchor prompt on anchor images (k/v only)")
-def unlearn(pipe, data: TargetData, cfg: CAConfig) -> tuple[WeightEdit, dict]:
+def unlearn(pipe, data: TargetData, cfg: CAConfig) -> Unlearned:
     names = scoped_parameters(pipe.unet, "xattn_kv")
-    original, trainable = start_training(pipe, names)
+    run = WeightTraining(pipe, "ca", names, data)
     anchors = anchor_batches(pipe, data)
     T = pipe.scheduler.config.num_train_timesteps
 
@@ -49,9 +49,6 @@ def unlearn(pipe, data: TargetData, cfg: CAConfig) -> tuple[WeightEdit, dict]:
             target = pipe.predict_noise(x_t, t, emb_a)
         return {"loss": F.mse_loss(pipe.predict_noise(x_t, t, emb_t), target)}
 
-    try:
-        log = optimise(trainable, loss_fn, cfg.optim, cfg.seed, desc=f"ca {data.target}")
-    finally:
-        edit, report = finish(pipe, "ca", names, original, data)
-    report["log"] = log
-    return edit, report
+    with run:
+        run.log = optimise(run.params, loss_fn, cfg.optim, cfg.seed, desc=f"ca {data.target}")
+    return run.result

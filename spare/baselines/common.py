@@ -8,6 +8,7 @@ import re
 import torch
 
 from spare.errors import UserError
+from spare.methods.contract import Unlearned
 from spare.methods.trainer import predict_many
 
 SCOPES = ("xattn", "xattn_kv", "non_xattn", "all")
@@ -80,16 +81,48 @@ def start_training(pipe, names: list[str]) -> tuple[dict[str, torch.Tensor], lis
     return original, [params[n].requires_grad_(True) for n in names]
 
 
-def finish(pipe, method: str, names: list[str], original: dict, data) -> tuple:
-    """Freeze the UNet, move the trained values into a WeightEdit (restoring the UNet) and
-    start the method's report."""
+def finish(pipe, method: str, names: list[str], original: dict, data) -> Unlearned:
+    """Freeze the UNet and move the trained values into a WeightEdit (restoring the UNet)."""
     from spare.methods.edits import WeightEdit
 
     pipe.unet.requires_grad_(False)
     edit = WeightEdit.capture(method, pipe.unet, names, original)
     edit.meta["target"] = str(data.target)
-    n_unet = sum(p.numel() for p in pipe.unet.parameters())
-    return edit, {"trainable_params": edit.num_parameters, "trainable_share": edit.num_parameters / n_unet}
+    return Unlearned.of(edit, pipe.unet)
+
+
+class WeightTraining:
+    """The skeleton every weight-training baseline shares. Made, it snapshots the parameters
+    ``names`` and makes exactly them trainable (``params``); the ``with`` block around the
+    training ends, also after a failure, with the clean-ups (:meth:`on_exit`), the UNet frozen and
+    restored and the trained values in the result's WeightEdit (``result``), with ``log``::
+
+        run = WeightTraining(pipe, "ca", names, data)
+        ...  # the loss, from run.params
+        with run:
+            run.log = optimise(run.params, loss_fn, cfg.optim, cfg.seed, desc=...)
+        return run.result
+    """
+
+    def __init__(self, pipe, method: str, names: list[str], data) -> None:
+        self.pipe, self.method, self.names, self.data = pipe, method, names, data
+        self.log: list[dict] = []
+        self.result: Unlearned | None = None
+        self._cleanups: list = []
+        self.original, self.params = start_training(pipe, names)
+
+    def on_exit(self, cleanup) -> None:
+        """``cleanup()`` runs on exit, before the UNet is restored (hooks, attention processors)."""
+        self._cleanups.append(cleanup)
+
+    def __enter__(self) -> WeightTraining:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for cleanup in self._cleanups:
+            cleanup()
+        self.result = finish(self.pipe, self.method, self.names, self.original, self.data)
+        self.result.log = self.log
 
 
 class AnchorBatches:

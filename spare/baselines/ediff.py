@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from spare.baselines import scaled_lr, scaled_steps
-from spare.baselines.common import erasediff_objective, finish, scoped_parameters, start_training
+from spare.baselines.common import WeightTraining, erasediff_objective, scoped_parameters
 from spare.data import TargetData
 from spare.methods.batches import ImageBatches
-from spare.methods.edits import WeightEdit
+from spare.methods.contract import Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
@@ -35,16 +35,13 @@ class EDiffConfig:
 
 
 @register_method("ediff", EDiffConfig, "EraseDiff: bi-level forgetting with a retain objective")
-def unlearn(pipe, data: TargetData, cfg: EDiffConfig) -> tuple[WeightEdit, dict]:
+def unlearn(pipe, data: TargetData, cfg: EDiffConfig) -> Unlearned:
     forget = ImageBatches(pipe, data.forget, "prompt", "surrogate_prompt")
     retain = ImageBatches(pipe, data.retain)
     names = scoped_parameters(pipe.unet, cfg.scope)
-    original, trainable = start_training(pipe, names)
-    loss_fn = erasediff_objective(pipe, trainable, forget, retain, cfg)
+    run = WeightTraining(pipe, "ediff", names, data)
+    loss_fn = erasediff_objective(pipe, run.params, forget, retain, cfg)
 
-    try:
-        log = optimise(trainable, loss_fn, cfg.optim, cfg.seed, desc=f"ediff {data.target}")
-    finally:
-        edit, report = finish(pipe, "ediff", names, original, data)
-    report["log"] = log
-    return edit, report
+    with run:
+        run.log = optimise(run.params, loss_fn, cfg.optim, cfg.seed, desc=f"ediff {data.target}")
+    return run.result

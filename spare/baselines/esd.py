@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from spare.baselines import scaled_lr, scaled_steps
-from spare.baselines.common import eps, finish, frozen_copy, partial_sample, scoped_parameters, start_training
+from spare.baselines.common import WeightTraining, eps, frozen_copy, partial_sample, scoped_parameters
 from spare.data import TargetData
-from spare.methods.edits import WeightEdit
+from spare.methods.contract import Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise, predict_many
 
@@ -41,12 +41,12 @@ class ESDConfig:
 
 
 @register_method("esd", ESDConfig, "ESD: negative-guidance fine-tuning of cross-attention (x) or the rest (u)")
-def unlearn(pipe, data: TargetData, cfg: ESDConfig) -> tuple[WeightEdit, dict]:
+def unlearn(pipe, data: TargetData, cfg: ESDConfig) -> Unlearned:
     if cfg.variant not in ("x", "u"):
         raise ValueError(f"ESD variant must be 'x' or 'u', got {cfg.variant!r}")
     names = scoped_parameters(pipe.unet, "xattn" if cfg.variant == "x" else "non_xattn")
     teacher = frozen_copy(pipe.unet)
-    original, trainable = start_training(pipe, names)
+    run = WeightTraining(pipe, "esd", names, data)
     prompts = sorted(set(data.forget["prompt"]))
     with torch.no_grad():
         emb_empty = pipe.encode_prompts([""])
@@ -67,10 +67,7 @@ def unlearn(pipe, data: TargetData, cfg: ESDConfig) -> tuple[WeightEdit, dict]:
         loss = F.mse_loss(eps(pipe.unet, x_t, tt, emb_c), target)
         return {"loss": loss}
 
-    try:
-        log = optimise(trainable, loss_fn, cfg.optim, cfg.seed, desc=f"esd-{cfg.variant} {data.target}")
-    finally:
-        edit, report = finish(pipe, "esd", names, original, data)
-    edit.meta["variant"] = cfg.variant
-    report["log"] = log
-    return edit, report
+    with run:
+        run.log = optimise(run.params, loss_fn, cfg.optim, cfg.seed, desc=f"esd-{cfg.variant} {data.target}")
+    run.result.edit.meta["variant"] = cfg.variant
+    return run.result

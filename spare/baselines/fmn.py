@@ -16,11 +16,11 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor
 
 from spare.baselines import scaled_lr, scaled_steps
-from spare.baselines.common import finish, scoped_parameters, start_training
+from spare.baselines.common import WeightTraining, scoped_parameters
 from spare.data import TargetData
 from spare.errors import UserError
 from spare.methods.batches import ImageBatches
-from spare.methods.edits import WeightEdit
+from spare.methods.contract import Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
@@ -69,10 +69,10 @@ def concept_token_mask(pipe, prompts: list[str], name: str) -> torch.Tensor:
 
 
 @register_method("fmn", FMNConfig, "FMN: minimise cross-attention on the concept's tokens")
-def unlearn(pipe, data: TargetData, cfg: FMNConfig) -> tuple[WeightEdit, dict]:
+def unlearn(pipe, data: TargetData, cfg: FMNConfig) -> Unlearned:
     forget = ImageBatches(pipe, data.forget, "prompt")
     names = scoped_parameters(pipe.unet, "xattn")
-    original, trainable = start_training(pipe, names)
+    run = WeightTraining(pipe, "fmn", names, data)
     sink: list = []
     layers = {n: m for n, m in pipe.unet.attn_processors.items() if ".attn2." in n}
     processors = {n: ConceptAttention(sink) for n in layers}
@@ -93,10 +93,7 @@ def unlearn(pipe, data: TargetData, cfg: FMNConfig) -> tuple[WeightEdit, dict]:
         pipe.predict_noise(pipe.add_noise(x0, torch.randn(x0.shape, generator=gen), t), t, emb)
         return {"loss": torch.stack(sink).sum()}
 
-    try:
-        log = optimise(trainable, loss_fn, cfg.optim, cfg.seed, desc=f"fmn {data.target}")
-    finally:
-        pipe.unet.set_attn_processor(saved)
-        edit, report = finish(pipe, "fmn", names, original, data)
-    report["log"] = log
-    return edit, report
+    run.on_exit(lambda: pipe.unet.set_attn_processor(saved))
+    with run:
+        run.log = optimise(run.params, loss_fn, cfg.optim, cfg.seed, desc=f"fmn {data.target}")
+    return run.result

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import torch
 
 from spare.baselines import scaled_lr, scaled_steps
-from spare.baselines.common import finish, forget_towards_pseudo, retain_denoising, start_training
+from spare.baselines.common import WeightTraining, forget_towards_pseudo, retain_denoising
 from spare.data import TargetData
 from spare.methods.batches import ImageBatches
-from spare.methods.edits import WeightEdit
+from spare.methods.contract import Unlearned
 from spare.methods.registry import register_method
 from spare.methods.saliency import compute_saliency, weight_masks
 from spare.methods.trainer import OptimConfig, default_optim, optimise
@@ -41,20 +41,20 @@ class SalUnConfig:
 
 
 @register_method("salun", SalUnConfig, "SalUn: top-half gradient-saliency mask, then masked forgetting fine-tune")
-def unlearn(pipe, data: TargetData, cfg: SalUnConfig) -> tuple[WeightEdit, dict]:
+def unlearn(pipe, data: TargetData, cfg: SalUnConfig) -> Unlearned:
     forget = ImageBatches(pipe, data.forget, "prompt", "surrogate_prompt")
     retain = ImageBatches(pipe, data.retain)
     saliency = compute_saliency(pipe, forget, cfg.saliency_batches, cfg.saliency_batch_size, cfg.seed)
     masks = weight_masks(saliency, cfg.keep)  # module -> bool mask of its weight (top ``keep`` globally)
     names = [f"{m}.weight" for m in sorted(masks)]  # the same order as ``modules`` below
-    original, trainable = start_training(pipe, names)
+    run = WeightTraining(pipe, "salun", names, data)
 
     def masked(mask: torch.Tensor):
         mask = mask.to(pipe.device)  # saliency is kept on the CPU
         return lambda grad: grad * mask.to(grad.dtype)
 
     modules = sorted(masks)
-    hooks = [p.register_hook(masked(masks[m])) for m, p in zip(modules, trainable, strict=True)]
+    hooks = [p.register_hook(masked(masks[m])) for m, p in zip(modules, run.params, strict=True)]
     T = pipe.scheduler.config.num_train_timesteps
 
     def loss_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -62,12 +62,9 @@ def unlearn(pipe, data: TargetData, cfg: SalUnConfig) -> tuple[WeightEdit, dict]
         l_r = retain_denoising(pipe, retain, cfg.batch_size, gen, T)
         return {"loss": l_f + cfg.alpha * l_r, "forget": l_f.detach(), "retain": l_r.detach()}
 
-    try:
-        log = optimise(trainable, loss_fn, cfg.optim, cfg.seed, desc=f"salun {data.target}")
-    finally:
-        for h in hooks:
-            h.remove()
-        edit, report = finish(pipe, "salun", names, original, data)
+    run.on_exit(lambda: [h.remove() for h in hooks])
+    with run:
+        run.log = optimise(run.params, loss_fn, cfg.optim, cfg.seed, desc=f"salun {data.target}")
     kept = sum(int(m.sum()) for m in masks.values())
-    report.update(log=log, masked_weights=kept)
-    return edit, report
+    run.result.details["masked_weights"] = kept
+    return run.result

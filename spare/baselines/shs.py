@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from spare.baselines import scaled_lr, scaled_steps
-from spare.baselines.common import erasediff_objective, finish, scoped_parameters, start_training
+from spare.baselines.common import WeightTraining, erasediff_objective, scoped_parameters
 from spare.data import TargetData
 from spare.methods.batches import ImageBatches
-from spare.methods.edits import WeightEdit
+from spare.methods.contract import Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
@@ -56,27 +56,25 @@ def snip_scores(pipe, forget: ImageBatches, params: list[torch.nn.Parameter], ba
 
 
 @register_method("shs", SHSConfig, "Scissorhands: SNIP-saliency re-initialisation, then EraseDiff fine-tuning")
-def unlearn(pipe, data: TargetData, cfg: SHSConfig) -> tuple[WeightEdit, dict]:
+def unlearn(pipe, data: TargetData, cfg: SHSConfig) -> Unlearned:
     forget = ImageBatches(pipe, data.forget, "prompt", "surrogate_prompt")
     retain = ImageBatches(pipe, data.retain)
     names = [n for n in scoped_parameters(pipe.unet, "xattn") if n.endswith(".weight")]
-    original, trainable = start_training(pipe, names)
-    scores = snip_scores(pipe, forget, trainable, cfg.snip_batches, cfg.snip_batch_size, cfg.seed)
+    run = WeightTraining(pipe, "shs", names, data)
+    scores = snip_scores(pipe, forget, run.params, cfg.snip_batches, cfg.snip_batch_size, cfg.seed)
     flat = torch.cat([s.flatten() for s in scores])
     threshold = torch.topk(flat, max(1, round(cfg.reinit * flat.numel()))).values.min()
     gen = torch.Generator().manual_seed(cfg.seed)
     reinitialised = 0
     with torch.no_grad():
-        for p, s in zip(trainable, scores, strict=True):
+        for p, s in zip(run.params, scores, strict=True):
             chosen = s >= threshold
             fresh = torch.randn(p.shape, generator=gen).to(p.device, p.dtype) * p.std()
             p[chosen] = fresh[chosen]
             reinitialised += int(chosen.sum())
-    loss_fn = erasediff_objective(pipe, trainable, forget, retain, cfg)
+    loss_fn = erasediff_objective(pipe, run.params, forget, retain, cfg)
 
-    try:
-        log = optimise(trainable, loss_fn, cfg.optim, cfg.seed, desc=f"shs {data.target}")
-    finally:
-        edit, report = finish(pipe, "shs", names, original, data)
-    report.update(log=log, reinitialised_weights=reinitialised)
-    return edit, report
+    with run:
+        run.log = optimise(run.params, loss_fn, cfg.optim, cfg.seed, desc=f"shs {data.target}")
+    run.result.details["reinitialised_weights"] = reinitialised
+    return run.result

@@ -24,6 +24,7 @@ from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import partial_sample
 from spare.data import TargetData
 from spare.methods.adapters import AdapterEdit, adapters_disabled, lora_modules
+from spare.methods.contract import Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise, predict_many
 
@@ -46,7 +47,7 @@ class SPMConfig:
 
 
 @register_method("spm", SPMConfig, "SPM: rank-1 membranes with an erasing loss and latent anchoring")
-def unlearn(pipe, data: TargetData, cfg: SPMConfig) -> tuple[AdapterEdit, dict]:
+def unlearn(pipe, data: TargetData, cfg: SPMConfig) -> Unlearned:
     names = sorted(n for n in lora_modules(pipe.unet) if TRANSFORMER_LINEAR.search(n))
     pipe.unet.requires_grad_(False)
     edit = AdapterEdit("spm", cfg.rank, cfg.alpha, names).apply(pipe.unet, init_seed=cfg.seed)
@@ -83,6 +84,5 @@ def unlearn(pipe, data: TargetData, cfg: SPMConfig) -> tuple[AdapterEdit, dict]:
         edit.capture(pipe.unet)
     finally:
         edit.remove(pipe.unet)
-    n_unet = sum(p.numel() for p in pipe.unet.parameters())
     edit.meta["target"] = str(data.target)
-    return edit, {"log": log, "trainable_params": edit.num_parameters, "trainable_share": edit.num_parameters / n_unet}
+    return Unlearned.of(edit, pipe.unet, log)

@@ -20,6 +20,7 @@ import torch
 
 from spare.baselines.common import scoped_parameters
 from spare.data import TargetData
+from spare.methods.contract import Unlearned
 from spare.methods.edits import WeightEdit
 from spare.methods.registry import register_method
 
@@ -43,7 +44,7 @@ def _token_vectors(pipe, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor
 
 
 @register_method("uce", UCEConfig, "UCE: closed-form edit of cross-attention keys and values")
-def unlearn(pipe, data: TargetData, cfg: UCEConfig) -> tuple[WeightEdit, dict]:
+def unlearn(pipe, data: TargetData, cfg: UCEConfig) -> Unlearned:
     start = time.perf_counter()
     pairs = sorted(set(zip(data.forget["prompt"], data.forget["surrogate_prompt"], strict=True)))
     c_f, len_f = _token_vectors(pipe, [p for p, _ in pairs])
@@ -73,10 +74,5 @@ def unlearn(pipe, data: TargetData, cfg: UCEConfig) -> tuple[WeightEdit, dict]:
         left += cfg.erase_scale * (w @ erase_g.T) @ erase_c + cfg.preserve_scale * (w @ preserve.T) @ preserve
         weights[n] = (left @ right_inv).to(params[n].dtype)
     edit = WeightEdit("uce", weights, {"target": str(data.target)})
-    n_unet = sum(p.numel() for p in pipe.unet.parameters())
-    report = {
-        "log": [{"elapsed_s": time.perf_counter() - start, "erase_vectors": len(erase_c), "preserve": len(preserve)}],
-        "trainable_params": edit.num_parameters,
-        "trainable_share": edit.num_parameters / n_unet,
-    }
-    return edit, report
+    log = [{"elapsed_s": time.perf_counter() - start, "erase_vectors": len(erase_c), "preserve": len(preserve)}]
+    return Unlearned.of(edit, pipe.unet, log)

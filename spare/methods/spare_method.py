@@ -41,6 +41,7 @@ from spare.data import TargetData
 from spare.data.targets import with_surrogate
 from spare.methods.adapters import AdapterEdit, adapters_disabled, lora_modules
 from spare.methods.batches import ImageBatches
+from spare.methods.contract import Unlearned
 from spare.methods.registry import register_method
 from spare.methods.saliency import cached_saliency, module_scores, top_modules, weight_masks
 from spare.methods.timesteps import TimestepConfig, build_sampler
@@ -87,7 +88,7 @@ def localize(pipe, forget: ImageBatches, target: str, cfg: SPAREConfig) -> tuple
 
 
 @register_method("spare", SPAREConfig, "saliency-localized LoRA trained by self-distillation towards a surrogate")
-def unlearn(pipe, data: TargetData, cfg: SPAREConfig) -> tuple[AdapterEdit, dict]:
+def unlearn(pipe, data: TargetData, cfg: SPAREConfig) -> Unlearned:
     """Train a SPARE adapter that removes ``data.target``; returns the edit and a training report."""
     if cfg.surrogate:
         data = with_surrogate(data, cfg.surrogate)
@@ -127,15 +128,13 @@ def unlearn(pipe, data: TargetData, cfg: SPAREConfig) -> tuple[AdapterEdit, dict
     finally:
         pipe.unet.eval()
         edit.remove(pipe.unet)
-    unet_params = sum(p.numel() for p in pipe.unet.parameters())
-    report = {
-        "log": log,
-        "adapted_modules": names,
-        "candidates": cfg.candidates,
-        "trainable_params": edit.num_parameters,
-        "trainable_share": edit.num_parameters / unet_params,
-        "timesteps": {"mode": cfg.timesteps.mode, "support": sampler.support(), **sampler.profile},
-        "saliency": module_scores(saliency) if saliency else {},
-    }
     edit.meta.update(target=str(data.target), surrogate=str(data.surrogate or "empty prompt"))
-    return edit, report
+    return Unlearned.of(
+        edit,
+        pipe.unet,
+        log,
+        adapted_modules=names,
+        candidates=cfg.candidates,
+        timesteps={"mode": cfg.timesteps.mode, "support": sampler.support(), **sampler.profile},
+        saliency=module_scores(saliency) if saliency else {},
+    )

@@ -1,0 +1,67 @@
+"""The method contract: what an edit does and what ``unlearn(pipe, data, cfg)`` returns.
+
+Every method returns an :class:`Unlearned`: its :class:`Edit` (how the UNet changes) and what
+the run records about the training (``report.json``). The run applies, saves, measures and
+removes the edit through the protocol alone, never asking which kind it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class Edit(Protocol):
+    """A reversible change of a UNet (LoRA adapters, new weight values): applied for sampling,
+    removed after, merged for good, saved to and loaded from a folder."""
+
+    method: str
+    meta: dict
+
+    @property
+    def num_parameters(self) -> int: ...
+
+    def apply(self, unet: torch.nn.Module) -> Edit: ...
+
+    def remove(self, unet: torch.nn.Module) -> None: ...
+
+    def merge(self, unet: torch.nn.Module) -> None: ...
+
+    def save(self, path: str | Path) -> Path: ...
+
+
+@dataclass
+class Unlearned:
+    """What a method returns: the edit, the training log (the trainer's rows), the trainable
+    parameter count and share of the UNet, and method-specific ``details`` (adapted modules,
+    saliency, timestep profile, ...), all of which go to the run's ``report.json``."""
+
+    edit: Edit
+    log: list[dict] = field(default_factory=list)
+    trainable_params: int = 0
+    trainable_share: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.edit, Edit):
+            raise TypeError(f"a method must return an Edit (apply/remove/merge/save), got {type(self.edit).__name__}")
+
+    @classmethod
+    def of(cls, edit: Edit, unet: torch.nn.Module, log: list[dict] | None = None, **details: Any) -> Unlearned:
+        """The result for ``edit`` of ``unet``, its trainable share worked out from the UNet's size."""
+        n_unet = sum(p.numel() for p in unet.parameters())
+        n = edit.num_parameters
+        return cls(edit, list(log or []), n, n / n_unet, details)
+
+    def report(self) -> dict[str, Any]:
+        """The training report as ``report.json`` holds it."""
+        return {
+            "log": self.log,
+            "trainable_params": self.trainable_params,
+            "trainable_share": self.trainable_share,
+            **self.details,
+        }
