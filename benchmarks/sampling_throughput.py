@@ -1,6 +1,6 @@
 """Answer-set sampling throughput against the bare UNet forward passes it needs, in fp32 and bf16.
 
-    python -m benchmarks.sampling_throughput [--model DIR] [--batch 64] [--steps 25] [--guidance 9]
+    python -m benchmarks.sampling_throughput [--model DIR] [--batch 110] [--steps 25] [--unet-batches 32 64]
 
 Times ``T2IPipeline.sample`` (text encoding, per-image seeded noise, scheduler steps,
 guidance, decoding to uint8) and, for the same prompts, just the UNet calls it makes: one
@@ -13,6 +13,7 @@ with the fp32 ones pixel by pixel (mean and max absolute difference, in grey lev
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -84,15 +85,38 @@ def measure(
     }, images[-1]
 
 
+@torch.no_grad()
+def unet_rates(pipe: T2IPipeline, batches: list[int], precision: str, repeats: int = 5) -> dict[int, float]:
+    """The bare UNet's forward rate (samples/s) at each batch size: what a guided micro-batch of
+    ``m`` images costs is one call on ``2 m``; the best of ``repeats`` calls after a warm-up."""
+    rates = {}
+    for batch in batches:
+        x = torch.randn((batch, *pipe.sample_shape), device=pipe.device)
+        t = torch.full((batch,), 500, device=pipe.device)
+        emb = pipe.encode_prompts(["a painting"] * batch)
+        with pipe.autocast(precision):
+            pipe.unet(x, t, encoder_hidden_states=emb)  # warm-up
+            call = functools.partial(pipe.unet, x, t, encoder_hidden_states=emb)
+            rates[batch] = batch / _best_of(call, repeats)
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/canvas-mini-base")
     parser.add_argument("--benchmark", default="mini")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=110, help="images (110: one canvas-mini answer grid)")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=SamplingConfig.guidance)
     parser.add_argument("--sampler", default=SamplingConfig.sampler)
     parser.add_argument("--micro-batch", type=int, default=SamplingConfig.micro_batch)
+    parser.add_argument(
+        "--unet-batches",
+        type=int,
+        nargs="*",
+        default=[32, 64, 110, 128],
+        help="bare UNet forward rates at these batch sizes (a guided micro-batch of m images is a batch of 2 m)",
+    )
     parser.add_argument("--out", default="results/benchmarks/sampling_throughput.json")
     args = parser.parse_args(argv)
     catalogue = get_catalogue(args.benchmark)
@@ -110,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
             f"harness {r['harness_images_per_s']:.2f} img/s, bare UNet {r['unet_only_images_per_s']:.2f} img/s, "
             f"ratio {r['ratio']:.3f} (overhead {r['overhead_pct']:.1f}%)"
         )
+        if args.unet_batches:
+            r["unet_samples_per_s"] = unet_rates(pipe, args.unet_batches, precision)
+            print(
+                "  bare UNet samples/s by batch: "
+                + ", ".join(f"{b}: {v:.0f}" for b, v in r["unet_samples_per_s"].items())
+            )
     diff = np.abs(images["bf16"].astype(np.float64) - images["fp32"].astype(np.float64))
     result["bf16_vs_fp32"] = {
         "speedup": result["bf16"]["harness_images_per_s"] / result["fp32"]["harness_images_per_s"],
