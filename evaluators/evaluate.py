@@ -44,7 +44,18 @@ def read_answer_folder(root: str | Path, catalogue: Catalogue) -> pd.DataFrame:
 
 
 def load_images(paths: list[str]) -> list[np.ndarray]:
-    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    """The images as RGB arrays; an unreadable one (truncated, not an image) is named in one line."""
+    images = []
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                images.append(np.asarray(img.convert("RGB")))
+        except (OSError, SyntaxError) as err:  # PIL: UnidentifiedImageError is an OSError; broken PNG chunks too
+            raise UserError(
+                f"answer image {str(p)!r} cannot be read ({err.__class__.__name__}): delete it to "
+                "regenerate it, or replace it"
+            ) from err
+    return images
 
 
 @dataclass

@@ -216,3 +216,27 @@ def test_kill_9_in_each_stage_resumes_to_the_same_metrics(tmp_path):
     quality = ("UA", "IRA", "CRA", "FID(cls)")
     assert {k: resumed["metrics"][k]["value"] for k in quality} == {k: whole["metrics"][k]["value"] for k in quality}
     assert resumed["stages"]["answers_generated"] == 110 - made  # only the missing images were sampled
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["classifiers", "--config", "list.yaml"], "config file 'list.yaml' must hold a mapping of keys, not a list"),
+        (["base-model", "--config", "bad.yaml"], "config file 'bad.yaml' is not valid YAML (line 2)"),
+        (
+            ["evaluate", "--images", "answers", "--target", "style:Ink_Outline"],
+            "answer image 'answers/Ink_Outline/Star/188.png' cannot be read",
+        ),
+    ],
+)
+def test_damaged_inputs_are_one_line_errors(argv, needle, tmp_path, monkeypatch, capsys):
+    from spare.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
+    (tmp_path / "answers" / "Ink_Outline" / "Star").mkdir(parents=True)
+    (tmp_path / "answers" / "Ink_Outline" / "Star" / "188.png").write_bytes(b"not a png")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1, err
