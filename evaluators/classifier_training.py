@@ -22,6 +22,7 @@ from evaluators.classifiers import (
     Classifier,
     ClassifierConfig,
     _normalise,
+    arch_kwargs,
     build_model,
     class_names,
     to_tensor,
@@ -115,7 +116,7 @@ def train_classifier(train, val, catalogue: Catalogue, kind: str, cfg: Classifie
     meta = {
         "kind": kind,
         "arch": cfg.arch,
-        "arch_kwargs": cfg.arch_kwargs,
+        "arch_kwargs": arch_kwargs(cfg),
         "config": to_dict(cfg),
         "train_images": len(train),
     }

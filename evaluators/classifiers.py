@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,9 +43,9 @@ class ClassifierConfig:
     """How one classifier is built and trained; defaults are the canvas-mini recipe."""
 
     arch: str = "resnet18"
-    arch_kwargs: dict[str, Any] = field(
-        default_factory=lambda: {"channels": [32, 64, 128, 256], "layers": [1, 1, 1, 1]}
-    )
+    # None: the architecture family's defaults (ARCH_DEFAULTS: canvas-mini's small ResNet for
+    # resnet*, timm's own for anything else, e.g. the ViT recipe); a dict is passed to timm as is
+    arch_kwargs: dict[str, Any] | None = None
     input_size: int = 64
     pretrained_path: str | None = None  # local timm weights (e.g. ViT-L/16); never downloaded
     train_per_pair: int = 100
@@ -117,8 +117,21 @@ class Classifier:
         return path
 
 
+# timm keyword arguments per architecture family when a config gives none: ResNet-only keys
+# (channels, layers) never reach a ViT
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {"resnet": {"channels": [32, 64, 128, 256], "layers": [1, 1, 1, 1]}}
+
+
+def arch_kwargs(cfg: ClassifierConfig) -> dict[str, Any]:
+    """The timm keyword arguments ``cfg`` builds its model with."""
+    if cfg.arch_kwargs is not None:
+        return dict(cfg.arch_kwargs)
+    family = next((f for f in ARCH_DEFAULTS if cfg.arch.startswith(f)), None)
+    return dict(ARCH_DEFAULTS[family]) if family else {}
+
+
 def build_model(cfg: ClassifierConfig, num_classes: int) -> torch.nn.Module:
-    kwargs = dict(cfg.arch_kwargs)
+    kwargs = arch_kwargs(cfg)
     if cfg.pretrained_path:
         if not Path(cfg.pretrained_path).is_file():
             raise ClassifierLoadError(
@@ -127,7 +140,7 @@ def build_model(cfg: ClassifierConfig, num_classes: int) -> torch.nn.Module:
         kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(cfg.pretrained_path)})
     try:
         return timm.create_model(cfg.arch, num_classes=num_classes, **kwargs)
-    except RuntimeError as err:
+    except (RuntimeError, TypeError) as err:  # TypeError: a keyword the architecture does not take
         raise ClassifierLoadError(f"cannot build timm model {cfg.arch!r} with {kwargs}: {err}") from err
 
 

@@ -100,3 +100,20 @@ def test_style_head_reads_texture_under_global_tone_drift(classifiers):
         assert not np.array_equal(shifted[0], clean[0])
         hits = np.mean([p == s for p, (s, _) in zip(style_clf.predict(shifted), pairs, strict=True)])
         assert hits >= 0.9, (gain, pull, hits)
+
+
+def test_the_vit_recipe_builds_without_resnet_keywords():
+    """`style.arch=vit_*` as the README writes it: ResNet-only keywords (channels, layers) never
+    reach a ViT; canvas-mini's small ResNet keeps its own; a keyword an architecture does not take
+    is a one-line load error, not a TypeError."""
+    import pytest as _pytest
+
+    from evaluators.classifiers import ClassifierConfig, ClassifierLoadError, arch_kwargs, build_model
+
+    vit = build_model(ClassifierConfig(arch="vit_tiny_patch16_224", input_size=224), num_classes=11)
+    assert type(vit).__name__ == "VisionTransformer" and vit.head.out_features == 11
+    assert arch_kwargs(ClassifierConfig()) == {"channels": [32, 64, 128, 256], "layers": [1, 1, 1, 1]}
+    small = build_model(ClassifierConfig(), num_classes=10)
+    assert sum(p.numel() for p in small.parameters()) < 2_000_000  # the small canvas-mini ResNet, not resnet18's 11M
+    with _pytest.raises(ClassifierLoadError, match="cannot build timm model 'vit_tiny_patch16_224'"):
+        build_model(ClassifierConfig(arch="vit_tiny_patch16_224", arch_kwargs={"channels": [8]}), num_classes=3)
