@@ -29,6 +29,7 @@ from evaluators.classifiers import (
 )
 from spare.concepts import Catalogue
 from spare.config import to_dict
+from spare.errors import UserError
 from spare.io import atomic_path
 from spare.progress import tqdm
 
@@ -90,6 +91,11 @@ def train_classifier(train, val, catalogue: Catalogue, kind: str, cfg: Classifie
     torch.manual_seed(cfg.seed)
     classes = class_names(catalogue, kind)
     train, labels = _labelled(train, catalogue, kind)
+    if len(train) < cfg.batch_size:
+        raise UserError(
+            f"{kind} classifier: {len(train)} training images, fewer than one batch of {cfg.batch_size}; "
+            f"lower {kind}.batch_size (e.g. {kind}.batch_size={max(1, len(train) // 2)}) or give more data"
+        )
     model = build_model(cfg, len(classes))
     steps_per_epoch = len(train) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
@@ -161,6 +167,12 @@ def classifier_splits(cfg: ClassifiersConfig, kind: str):
         return train, val
     full = load_benchmark_data(cfg.benchmark, cfg.data)
     held = [i % cfg.val_every_nth == 0 for i in full["index"]]
+    if not any(held) or all(held):
+        raise UserError(
+            f"val_every_nth={cfg.val_every_nth} holds out {'no' if not any(held) else 'every'} image of "
+            f"{cfg.data!r} (image numbers {min(full['index'])}..{max(full['index'])}): choose a val_every_nth "
+            "that leaves both a training and a validation set"
+        )
     return (
         full.select([i for i, h in enumerate(held) if not h]),
         full.select([i for i, h in enumerate(held) if h]),

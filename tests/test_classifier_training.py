@@ -74,3 +74,14 @@ def test_external_checkpoint_loader(tmp_path):
     torch.save({"model_state_dict": plain.state_dict(), "payload": Payload()}, tmp_path / "unsafe.pth")
     with pytest.raises(ClassifierLoadError, match="is not a resnet18 checkpoint"):
         load_external_classifier("resnet18", tmp_path / "unsafe.pth", classes, "object")
+
+
+def test_too_little_data_is_a_one_line_error_with_the_fix():
+    from evaluators.classifier_training import train_classifier
+    from spare.data.canvas_mini import CANVAS_MINI, canvas_mini_dataset
+    from spare.errors import UserError
+
+    data = canvas_mini_dataset(1)  # 110 renders
+    head = ClassifierConfig(arch_kwargs=TINY_ARCH, input_size=32, epochs=1, batch_size=512)
+    with pytest.raises(UserError, match=r"110 training images, fewer than one batch of 512; lower style.batch_size"):
+        train_classifier(data, data, CANVAS_MINI, "style", head)
