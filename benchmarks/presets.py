@@ -88,6 +88,28 @@ UNLEARNCANVAS = Preset(
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (QUICK, FULL, UNLEARNCANVAS)}
+# the preset whose protocol (sampling) and per-method settings (budget and lr factors) a single
+# run (`spare unlearn`) of each world follows: one place for sweeps and single runs alike
+WORLD_PRESETS = {"mini": "mini-full", "unlearncanvas": "unlearncanvas"}
+
+
+def world_preset(benchmark: str) -> Preset:
+    """The preset a single run of ``benchmark``'s world follows (its name as the catalogue spells it)."""
+    from spare.concepts import get_catalogue
+
+    return get_preset(WORLD_PRESETS[get_catalogue(benchmark).name])
+
+
+def method_defaults(preset: Preset, method: str):
+    """``method``'s config under ``preset``: its defaults, every step count x ``budget`` and every
+    learning rate x ``lr_scale`` (the same factors for all methods)."""
+    from spare.methods import get_method
+
+    cfg = get_method(method).config_cls()
+    if hasattr(cfg, "optim"):
+        cfg.optim.steps = max(1, round(cfg.optim.steps * preset.budget))
+        cfg.optim.lr = cfg.optim.lr * preset.lr_scale
+    return cfg
 
 
 def get_preset(name: str) -> Preset:

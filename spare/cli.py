@@ -259,27 +259,29 @@ def cmd_base_model(args: argparse.Namespace) -> int:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
-    from spare.answers import SamplingConfig
+    import dataclasses
+
+    from benchmarks.presets import method_defaults, world_preset
     from spare.config import apply_overrides
-    from spare.methods import get_method
     from spare.run import RunSettings, evaluate_base, run_dir, run_unlearning
 
     catalogue = get_catalogue(args.benchmark)
     concept = catalogue.target(args.target)
-    spec = get_method(args.method)
-    cfg = apply_overrides(spec.config_cls(), args.overrides)
+    world = world_preset(catalogue.name)  # the world's protocol and per-method settings, as its sweeps use them
+    cfg = apply_overrides(method_defaults(world, args.method), args.overrides)
     is_mini = catalogue.name == "mini"
     model = args.model or (str(MINI_BASE_MODEL) if is_mini else None)
     classifiers = args.classifiers or (str(MINI_CLASSIFIERS) if is_mini else None)
     if model is None or classifiers is None:
         raise UserError(f"benchmark {catalogue.name!r} needs --model DIR and --classifiers DIR")
-    sampling = SamplingConfig(
-        seeds=tuple(args.seeds),
-        steps=args.sample_steps,
-        guidance=args.guidance,
-        sampler=args.sampler,
-        precision=args.precision,
-    )
+    given = {
+        "seeds": tuple(args.seeds) if args.seeds else None,
+        "steps": args.sample_steps,
+        "guidance": args.guidance,
+        "sampler": args.sampler,
+        "precision": args.precision,
+    }
+    sampling = dataclasses.replace(world.sampling, **{k: v for k, v in given.items() if v is not None})
     settings = RunSettings(
         args.benchmark, model, classifiers, args.data, args.surrogate, args.inception, sampling, tag=args.tag
     )
@@ -368,12 +370,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifiers", default=None, help="classifiers folder (canvas-mini: the committed ones)")
     p.add_argument("--surrogate", default=None, help="surrogate object for an object target")
     p.add_argument("--inception", default=None, help="local Inception-v3 weights for FID")
-    p.add_argument("--seeds", type=int, nargs="+", default=[188, 288, 588, 688, 888])
-    p.add_argument("--sample-steps", type=at_least(1), default=25)
-    p.add_argument("--guidance", type=at_least(0.0, float), default=9.0)
-    p.add_argument("--sampler", default="dpm", help="ddim or dpm")
+    # sampling and the method's budget default to the world's protocol (benchmarks.presets.world_preset):
+    # canvas-mini mini-full's (seeds 188..888, 25 DPM++ steps, guidance 9, precision auto),
+    # UnlearnCanvas's (100 DDIM steps, guidance 9, every method at its published steps and lr)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="answer seeds (default: the world's)")
+    p.add_argument("--sample-steps", type=at_least(1), default=None, help="default: the world's")
+    p.add_argument("--guidance", type=at_least(0.0, float), default=None, help="default: the world's")
+    p.add_argument("--sampler", default=None, help="ddim or dpm (default: the world's)")
     p.add_argument(
-        "--precision", default="fp32", help="answer-set sampling: fp32, bf16 (autocast) or auto (bf16 where native)"
+        "--precision",
+        default=None,
+        help="answer-set sampling: fp32, bf16 (autocast) or auto (bf16 where native); default: the world's",
     )
     p.add_argument("--no-eval", action="store_true", help="only unlearn and save the edit")
     p.add_argument("--tag", default="", help="name of this variant; its run folder is <kind>-<Name>@<tag>")

@@ -141,6 +141,27 @@ def plan_run(method: str, target: str, method_cfg: Any, settings: RunSettings) -
     return PlannedRun(run_dir(settings, method, concept.slug), config, config_hash(hashed))
 
 
+REPLACED = ".replaced"  # finished runs of another config, moved aside: <method>/.replaced/<folder>~<their key>/
+
+
+def keep_other_config(planned: PlannedRun) -> Path | None:
+    """A finished run of another config in ``planned``'s folder (a single run and a sweep share
+    folders; a method's defaults change) is never silently replaced: it is moved to
+    ``<method>/.replaced/<folder>~<its key>/``, said in the log, and returned."""
+    stored = read_json_dict(planned.metrics_path)
+    if not stored or stored.get("config_key") in (None, planned.key):
+        return None
+    kept = planned.out.parent / REPLACED / f"{planned.out.name}~{stored['config_key']}"
+    if kept.exists():
+        shutil.rmtree(kept)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    planned.out.rename(kept)
+    log.warning(
+        "%s held a finished run of another config (key %s): kept at %s", planned.out, stored["config_key"], kept
+    )
+    return kept
+
+
 def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSettings, evaluate: bool = True) -> dict:
     """Unlearn, generate and evaluate (each stage skipped when done); returns metrics.json's content."""
     catalogue = get_catalogue(settings.benchmark)
@@ -154,6 +175,7 @@ def run_unlearning(method: str, target: str, method_cfg: Any, settings: RunSetti
     if planned.done():
         log.info("%s %s: done already (%s)", method, concept, metrics_path)
         return json.loads(metrics_path.read_text())
+    keep_other_config(planned)
     fresh = not out.exists()
     with folder_lock(out):
         if planned.done():  # another process made it while this one waited

@@ -29,3 +29,44 @@ def test_preview_writes_png(tmp_path, capsys):
     out = tmp_path / "grid.png"
     assert main(["data", "preview", "--out", str(out), "--scale", "1"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_single_run_follows_its_worlds_protocol(tmp_path, monkeypatch):
+    """`spare unlearn --benchmark unlearncanvas` samples as the unlearncanvas preset does (100 DDIM
+    steps) and trains SPARE at the authors' lr, not canvas-mini's; canvas-mini single runs follow
+    mini-full; an explicit flag still wins."""
+    import spare.run
+    from benchmarks.presets import method_defaults, world_preset
+    from spare.baselines import LR_FACTOR
+    from spare.cli import main
+
+    seen = []
+
+    def fake(method, target, cfg, settings, evaluate=True):
+        seen.append((cfg, settings))
+        return {"time_s": 0.0, "storage_bytes": 0}
+
+    monkeypatch.setattr(spare.run, "run_unlearning", fake)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir(), (tmp_path / "c").mkdir()
+    argv = [
+        "unlearn",
+        "--target",
+        "style:Van_Gogh",
+        "--benchmark",
+        "unlearncanvas",
+        "--model",
+        "m",
+        "--classifiers",
+        "c",
+    ]
+    assert main([*argv, "--no-eval"]) == 0
+    cfg, settings = seen[-1]
+    world = world_preset("unlearncanvas")
+    assert settings.sampling.steps == 100 and settings.sampling.sampler == "ddim" and settings.sampling.guidance == 9.0
+    assert cfg.optim.lr == method_defaults(world, "spare").optim.lr == 3e-3 / LR_FACTOR
+    assert main([*argv, "--no-eval", "--sample-steps", "7"]) == 0 and seen[-1][1].sampling.steps == 7
+    assert main(["unlearn", "--target", "style:Ink_Outline", "--no-eval"]) == 0
+    cfg, settings = seen[-1]
+    assert settings.sampling.steps == 25 and settings.sampling.seeds == (188, 288, 588, 688, 888)
+    assert cfg.optim.lr == 3e-3 and cfg.optim.steps == 200

@@ -53,4 +53,7 @@ def test_run_writes_every_stage_and_resumes(tmp_path):
     other = apply_overrides(cfg, ["optim.steps=1"])
     changed = run_unlearning("spare", "object:Star", other, settings)
     assert changed["config_key"] != result["config_key"]
+    # ... and the finished run of the first config is not lost: it is kept, whole, beside the folder
+    kept = out.parent / ".replaced" / f"{out.name}~{result['config_key']}"
+    assert json.loads((kept / "metrics.json").read_text()) == result and (kept / "edit").is_dir()
     assert all(p.stat().st_mtime_ns != t for p, t in first.items())

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.presets import Preset
+from benchmarks.presets import Preset, method_defaults
 from spare.concepts import Catalogue, get_catalogue
 from spare.config import apply_overrides
 from spare.errors import UserError
@@ -98,11 +98,7 @@ class Sweep:
         return copy.deepcopy(self._configs[job])
 
     def _method_config(self, job: Job):
-        spec = get_method(job.method)
-        cfg = spec.config_cls()
-        if hasattr(cfg, "optim"):
-            cfg.optim.steps = max(1, round(cfg.optim.steps * self.preset.budget))
-            cfg.optim.lr = cfg.optim.lr * self.preset.lr_scale
+        cfg = method_defaults(self.preset, job.method)
         cfg = apply_overrides(cfg, self.preset.overrides.get(job.method, []))
         if job.variant:
             variant = self.preset.variants[job.variant]
