@@ -10,7 +10,7 @@ Built in:
                    fp32 (``precision: auto``, :mod:`spare.precision`). A smoke-scale table for a fresh clone on 2 cores.
     mini-full      every canvas-mini target (10 styles + 10 objects) x every method at the
                    methods' defaults x training seeds 0, 1, 2, and the five UnlearnCanvas
-                   answer seeds, sampled in the machine's precision (``precision: auto``).
+                   answer seeds.
     unlearncanvas  the protocol of UnlearnCanvas: 50 styles + 20 objects, seeds 188..888,
                    100 DDIM steps at guidance 9.0, every method at its published iterations and
                    learning rate; the SD-1.5 model, classifiers and dataset are local paths that
@@ -70,9 +70,8 @@ QUICK = Preset(
 FULL = Preset(
     name="mini-full",
     description="every canvas-mini target x every method at the methods' defaults x training seeds 0, 1, 2;"
-    " answer seeds 188..888 (precision auto)",
+    " answer seeds 188..888",
     train_seeds=(0, 1, 2),
-    sampling=SamplingConfig(precision="auto"),
 )
 
 UNLEARNCANVAS = Preset(

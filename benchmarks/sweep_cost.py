@@ -6,10 +6,11 @@ Runs one target per registered method at a fixed small step count, through the h
 :func:`spare.run.run_unlearning` (a fresh runs folder, so nothing is reused), once per harness
 configuration, and reads each run's stage times from its ``metrics.json`` (``stages``):
 
-- ``fp32``: everything in fp32 and one network call per prediction (the harness before
-  precision was chosen by the machine: ``optim.precision=fp32 optim.fused=false``);
-- ``auto``: the defaults: answer sets and training in the precision this machine runs best
-  (:mod:`spare.precision`), the network calls of a step that share a model fused into one.
+- ``fp32``: everything in fp32, one network call per prediction, answer sets in micro-batches of
+  32 (the harness as it was: ``optim.precision=fp32 optim.fused=false``);
+- ``auto``: the faster settings: answer sets and training in the precision this machine runs
+  natively (:mod:`spare.precision`), the network calls of a step that share a model fused into
+  one, answer sets in micro-batches of 55.
 
 Per method and configuration it writes model loading, data, unlearning (set-up and seconds per
 step, from the training log), the answer set (images/s), scoring and FID, and projects a
@@ -42,10 +43,13 @@ from spare.pipeline import default_device
 from spare.provenance import cpu_info, provenance
 from spare.run import RunSettings, real_features, run_dir, run_unlearning
 
-# configuration -> (answer-set precision, overrides of every trained method)
+# configuration -> (answer-set sampling settings, overrides of every trained method)
 CONFIGS = {
-    "fp32": ("fp32", ["optim.precision=fp32", "optim.fused=false"]),
-    "auto": ("auto", []),
+    "fp32": (
+        {"precision": "fp32", "micro_batch": 32, "batch_size": 128},
+        ["optim.precision=fp32", "optim.fused=false"],
+    ),
+    "auto": ({"precision": "auto", "micro_batch": 55, "batch_size": 110}, ["optim.precision=auto", "optim.fused=true"]),
 }
 
 
@@ -85,8 +89,8 @@ def projected_job(cost: dict, full_steps: int, images: int) -> float:
 def measure(config: str, target: str, steps: int, seeds: tuple[int, ...], runs_dir: Path, methods) -> list[dict]:
     """One run per method under ``config``; returns the per-method cost rows."""
     full = build_sweep(get_preset("mini-full"), runs_dir=str(runs_dir))
-    precision, overrides = CONFIGS[config]
-    sampling = SamplingConfig(seeds=seeds, precision=precision)
+    sampling_settings, overrides = CONFIGS[config]
+    sampling = SamplingConfig(seeds=seeds, **sampling_settings)
     settings = RunSettings(
         model=full.settings.model, classifiers=full.settings.classifiers, sampling=sampling, runs_dir=str(runs_dir)
     )

@@ -73,14 +73,13 @@ def test_auto_resolves_to_bf16_where_native_and_faster(monkeypatch, tmp_path):
 
 
 def test_training_precision_auto_is_the_machines_and_keys_runs_apart(monkeypatch, tmp_path):
-    """Every trained method defaults to ``optim.precision=auto``: fp32 on a machine without native
-    bf16 (keyed exactly as an explicit fp32 run), bf16 where native and faster (keyed apart)."""
+    """``optim.precision=auto``: fp32 on a machine without native bf16 (keyed exactly as an
+    explicit fp32 run), bf16 where native (keyed apart)."""
     from spare.methods import get_method
     from spare.methods.trainer import resolved_config
     from spare.run import RunSettings, plan_run
 
-    cfg = get_method("spare").config_cls()
-    assert cfg.optim.precision == "auto" and cfg.optim.fused
+    cfg = _with_precision(get_method("spare").config_cls(), "auto")
     settings = RunSettings(runs_dir=str(tmp_path), fingerprints={"model": "m"})
     explicit = {
         p: plan_run("spare", "style:Ink_Outline", _with_precision(cfg, p), settings).key for p in ("fp32", "bf16")

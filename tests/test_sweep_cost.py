@@ -55,7 +55,13 @@ def test_speed_agreement_by_hand():
     assert table.loc[0, "dUA"] == 5.0 and table.loc[0, "dIRA"] == -1.0 and table.loc[0, "one image"] == 5.0
     both = presets(1.0, ("spare", "uce"))
     assert both["fp32"].overrides == {"spare": ["optim.precision=fp32", "optim.fused=false"]}  # UCE trains nothing
-    assert both["auto"].overrides == {} and both["fp32"].targets == both["auto"].targets == (
-        "style:Pop_Halftone",
-        "object:Crescent",
+    assert both["auto"].overrides == {"spare": ["optim.precision=auto", "optim.fused=true"]}
+    assert both["auto"].sampling.micro_batch == 55 and both["fp32"].sampling.micro_batch == 32
+    assert (
+        both["fp32"].targets
+        == both["auto"].targets
+        == (
+            "style:Pop_Halftone",
+            "object:Crescent",
+        )
     )
