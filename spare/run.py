@@ -155,7 +155,10 @@ def keep_other_config(planned: PlannedRun) -> Path | None:
     if kept.exists():
         shutil.rmtree(kept)
     kept.parent.mkdir(parents=True, exist_ok=True)
-    planned.out.rename(kept)
+    try:
+        planned.out.rename(kept)
+    except FileNotFoundError:  # another process of the same config moved it first
+        return None
     log.warning(
         "%s held a finished run of another config (key %s): kept at %s", planned.out, stored["config_key"], kept
     )
