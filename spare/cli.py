@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     import datasets
 
-    datasets.disable_progress_bars()  # the harness shows its own bars; per-filter bars are noise
+    datasets.disable_progress_bars()  # the harness shows its own bars; per-filter bars are noise (also on a terminal)
     try:
         from spare.methods import load_plugin
 

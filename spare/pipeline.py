@@ -29,6 +29,7 @@ from transformers import AutoTokenizer, CLIPTextModel, PreTrainedTokenizerFast
 
 from spare.errors import UserError
 from spare.precision import resolve_precision
+from spare.progress import quiet_library_bars
 
 SAMPLERS = ("ddim", "dpm")
 
@@ -213,6 +214,7 @@ class T2IPipeline:
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> T2IPipeline:
         """Load a diffusers-format folder: canvas-mini (pixel space) or Stable Diffusion (with vae/)."""
+        quiet_library_bars()
         path = Path(path).expanduser()
         needed = ("unet", "text_encoder", "tokenizer", "scheduler")
         missing = [p for p in needed if not (path / p).is_dir()]

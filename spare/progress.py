@@ -44,3 +44,23 @@ class tqdm(_tqdm):  # noqa: N801  (a drop-in for tqdm's own name)
         if self._lines and not self.disable and self._shown != self.n:
             self.display()  # the final count, once
         super().close()
+
+
+def quiet_library_bars() -> None:
+    """Turn off the bars of datasets (map / filter), transformers and diffusers (weight loading)
+    when stderr is not a terminal: they redraw with carriage returns and cursor codes, and the
+    harness shows its own. Called where those libraries are already loaded (model and data
+    loading), so that ``--help`` never pays their import."""
+    if sys.stderr.isatty():
+        return
+    import importlib
+
+    for module, off in (
+        ("datasets", "disable_progress_bars"),
+        ("transformers.utils.logging", "disable_progress_bar"),
+        ("diffusers.utils.logging", "disable_progress_bar"),
+    ):
+        try:
+            getattr(importlib.import_module(module), off)()
+        except (ImportError, AttributeError):  # a version without the switch keeps its bars
+            pass

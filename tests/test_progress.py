@@ -27,3 +27,21 @@ def test_a_slow_interval_still_ends_with_the_final_count(monkeypatch):
     bar.close()
     lines = log.getvalue().splitlines()
     assert len(lines) == 2 and "50/50" in lines[-1]  # the first line, then the count at close
+
+
+def test_library_bars_stay_out_of_a_log(capfd):
+    """transformers' weight-loading bar (and datasets' and diffusers') redraw with carriage
+    returns; loading a model with stderr not a terminal (here: captured) shows none of them."""
+    import datasets
+    import diffusers
+    import transformers
+
+    from spare.paths import MINI_BASE_MODEL
+    from spare.pipeline import T2IPipeline
+
+    transformers.utils.logging.enable_progress_bar()  # as a fresh process has them
+    diffusers.utils.logging.enable_progress_bar()
+    datasets.enable_progress_bars()
+    T2IPipeline.from_pretrained(MINI_BASE_MODEL)
+    err = capfd.readouterr().err
+    assert "\r" not in err and "\x1b[" not in err, err[:300]

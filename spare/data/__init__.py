@@ -10,12 +10,14 @@ from spare.concepts import get_catalogue
 from spare.data.canvas_mini import canvas_mini_dataset
 from spare.data.targets import TargetData, split_for_target
 from spare.data.unlearncanvas import DatasetSourceError, load_unlearncanvas
+from spare.progress import quiet_library_bars
 
 __all__ = ["TargetData", "load_benchmark_data", "load_fid_real_images", "split_for_target"]
 
 
 def load_benchmark_data(benchmark: str, source: str | Path | None = None, **mini_options) -> datasets.Dataset:
     """The training images of a benchmark world: rendered for ``mini``, read from ``source`` otherwise."""
+    quiet_library_bars()
     catalogue = get_catalogue(benchmark)
     if catalogue.name == "mini":
         if source is not None:
