@@ -11,6 +11,8 @@ Built in:
     mini-full      every canvas-mini target (10 styles + 10 objects) x every method at the
                    methods' defaults x training seeds 0, 1, 2, and the five UnlearnCanvas
                    answer seeds.
+    mini-robust    UnlearnCanvas "Rob.": every method on 2 styles + 2 objects, then the adversarial
+                   prompt attack (:mod:`spare.attack`) on each run; tables of UA without -> with attack.
     unlearncanvas  the protocol of UnlearnCanvas: 50 styles + 20 objects, seeds 188..888,
                    100 DDIM steps at guidance 9.0, every method at its published iterations and
                    learning rate; the SD-1.5 model, classifiers and dataset are local paths that
@@ -27,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from spare.answers import SamplingConfig
+from spare.attack import AttackConfig
 from spare.baselines import LR_FACTOR, STEP_FACTOR
 from spare.config import ConfigError, from_dict
 from spare.errors import UserError
@@ -53,6 +56,9 @@ class Preset:
     # Ablations: named variants, each {method or "*": ["key=value", ...]}. A method runs once per
     # variant that names it (run folder tag <tag>-<variant>), and once plainly if none does.
     variants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # the adversarial prompt attack after each job's scoring (UnlearnCanvas "Rob.", spare.attack);
+    # None: off. Its results sit in <run>/attack/ under their own key: turning it on never reruns a job.
+    attack: AttackConfig | None = None
     x: str = ""  # ablation plots: the config key on the x axis, e.g. "q" or "optim.steps"
     series: str = ""  # ablation plots: the config key that separates curves, e.g. "timesteps.mode"
 
@@ -86,7 +92,19 @@ UNLEARNCANVAS = Preset(
     requires=("model", "classifiers", "data"),
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (QUICK, FULL, UNLEARNCANVAS)}
+ROBUST = Preset(
+    name="mini-robust",
+    description="UnlearnCanvas Rob.: every method on 2 styles + 2 objects at the methods' defaults, answer seeds"
+    " 188..888, then the adversarial prompt attack on every image of the target",
+    # reported targets (not the validation ones), spread over the catalogue's order
+    targets=("style:Ink_Outline", "style:Watercolor_Wash", "object:Star", "object:Arrow"),
+    attack=AttackConfig(),
+    # the folders (and so the keys) of mini-full's training seed 0 (every method's default seed is 0):
+    # the two sweeps share these runs, whichever runs first, and the attack is the only new work
+    tag="seed0",
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (QUICK, FULL, ROBUST, UNLEARNCANVAS)}
 # the preset whose protocol (sampling) and per-method settings (budget and lr factors) a single
 # run (`spare unlearn`) of each world follows: one place for sweeps and single runs alike
 WORLD_PRESETS = {"mini": "mini-full", "unlearncanvas": "unlearncanvas"}

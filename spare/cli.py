@@ -303,6 +303,22 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attack(args: argparse.Namespace) -> int:
+    from spare.attack import AttackConfig
+    from spare.config import load_config
+    from spare.stages.attack import attack_run
+
+    result = attack_run(args.run, load_config(AttackConfig, args.config, args.overrides))
+    before = "-" if result["UA_before"] is None else f"{result['UA_before']:.2f}"
+    asr = "-" if result["ASR"] is None else f"{result['ASR']:.2f}"
+    print(
+        f"{result['method']} {result['target']}: UA {before} -> Rob. {result['Rob']:.2f} under attack "
+        f"(ASR {asr}%: {result['broken']} of {result['forgotten_before']} forgotten images brought back; "
+        f"{result['rows']} images), {result['cost']['time_s']:.0f}s; in {Path(args.run) / 'attack'}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="spare", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -386,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", default="", help="name of this variant; its run folder is <kind>-<Name>@<tag>")
     p.add_argument("overrides", nargs="*", help="method config overrides, e.g. optim.steps=200 q=0.25")
     p.set_defaults(func=cmd_unlearn)
+
+    p = sub.add_parser("attack", help="adversarial prompt attack (UnlearnDiffAtk) on a finished run: Rob. and ASR")
+    p.add_argument("--run", required=True, help="a finished run folder, e.g. runs/mini/esd/style-Ink_Outline")
+    _add_config_args(p, "AttackConfig", "iterations=40 tokens=3")
+    p.set_defaults(func=cmd_attack)
 
     p = sub.add_parser("base-quality", help="answer set of the base model read by the classifiers", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m benchmarks.base_model_quality")

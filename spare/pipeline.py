@@ -90,6 +90,34 @@ class T2IPipeline:
         )
         return self.text_encoder(tokens.input_ids.to(self.device))[0]
 
+    def encode_prompts_with_prefix(self, prompts: Sequence[str], prefix: torch.Tensor) -> torch.Tensor:
+        """Text embeddings of ``prompts`` with ``prefix`` ``(B, K, D)`` token embeddings put in front
+        of each prompt's tokens, right after the start token (UnlearnDiffAtk's adversarial prompt).
+        Gradients flow to ``prefix``; the text encoder's own weights are untouched."""
+        k = prefix.shape[1]
+        length = self.tokenizer.model_max_length
+        tokens = self.tokenizer(
+            list(prompts), padding="max_length", max_length=length, truncation=True, return_tensors="pt"
+        )
+        used = int(tokens.attention_mask.sum(1).max())
+        if used + k > length:
+            raise UserError(
+                f"{k} prefix tokens do not fit before a prompt of {used} tokens: the text encoder takes {length}"
+            )
+        ids = tokens.input_ids
+        filler = torch.full((len(ids), k), self.tokenizer.pad_token_id or 0, dtype=ids.dtype)
+        ids = torch.cat([ids[:, :1], filler, ids[:, 1 : length - k]], dim=1).to(self.device)
+        table = self.text_encoder.get_input_embeddings()
+
+        def put_prefix(_module, _args, output: torch.Tensor) -> torch.Tensor:
+            return torch.cat([output[:, :1], prefix.to(output.device, output.dtype), output[:, 1 + k :]], dim=1)
+
+        handle = table.register_forward_hook(put_prefix)
+        try:
+            return self.text_encoder(ids)[0]
+        finally:
+            handle.remove()
+
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
         """eps_theta(x_t, t, c); ``t`` may sit on the CPU (the methods draw it from a CPU generator)."""
         return self.unet(x_t, t.to(x_t.device), encoder_hidden_states=text_emb).sample
@@ -148,6 +176,7 @@ class T2IPipeline:
         eta: float = 0.0,
         micro_batch: int = 32,
         precision: str = "fp32",
+        text_emb: torch.Tensor | None = None,
     ) -> np.ndarray:
         """Generate one image per prompt as ``(B, H, W, 3)`` uint8.
 
@@ -157,9 +186,13 @@ class T2IPipeline:
         whatever batch it was requested in. Classifier-free guidance when ``guidance`` != 1.
         ``precision="bf16"`` runs the network under bf16 autocast; noise, guidance and the
         sampler's steps stay fp32; ``"auto"`` is bf16 where this machine runs it natively.
+        ``text_emb`` ``(B, L, D)``: conditional embeddings used instead of encoding ``prompts``
+        (an attack's adversarial prompts, :mod:`spare.attack`); the unconditional side stays "".
         """
         if len(prompts) != len(seeds):
             raise ValueError("one seed per prompt")
+        if text_emb is not None and len(text_emb) != len(prompts):
+            raise ValueError("one text embedding per prompt")
         precision = resolve_precision(precision, self.device.type).precision
         out = []
         for i in range(0, len(prompts), micro_batch):
@@ -167,7 +200,11 @@ class T2IPipeline:
             n = len(chunk_p)
             chunk_p += [chunk_p[-1]] * (micro_batch - n)
             chunk_s += [chunk_s[-1]] * (micro_batch - n)
-            out.append(self._sample_batch(chunk_p, chunk_s, steps, guidance, sampler, eta, precision)[:n])
+            cond = None
+            if text_emb is not None:
+                cond = text_emb[i : i + micro_batch]
+                cond = torch.cat([cond, cond[-1:].expand(micro_batch - n, *cond.shape[1:])])
+            out.append(self._sample_batch(chunk_p, chunk_s, steps, guidance, sampler, eta, precision, cond)[:n])
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
 
     def _sample_batch(
@@ -179,6 +216,7 @@ class T2IPipeline:
         sampler: str,
         eta: float,
         precision: str,
+        cond: torch.Tensor | None = None,
     ) -> np.ndarray:
         scheduler = self.sampler(sampler)
         scheduler.set_timesteps(steps)
@@ -187,7 +225,11 @@ class T2IPipeline:
         ).to(self.device)
         x = x * scheduler.init_noise_sigma
         guided = guidance != 1.0
-        emb = self.encode_prompts([""] * len(prompts) + prompts if guided else prompts)
+        if cond is None:  # the prompts' own path: encoded in one call, as every answer set was
+            emb = self.encode_prompts([""] * len(prompts) + prompts if guided else prompts)
+        else:
+            cond = cond.to(self.device)
+            emb = torch.cat([self.encode_prompts([""] * len(prompts)), cond]) if guided else cond
         extra = {"eta": eta} if sampler == "ddim" else {}
         for t in scheduler.timesteps:
             x_in = scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)

@@ -337,7 +337,7 @@ def _evaluate(grid, concept, settings: RunSettings, judges: tuple | None = None)
     )
 
 
-def _base_key(settings: RunSettings) -> str:
+def base_key(settings: RunSettings) -> str:
     model = {"model": settings.model, "fingerprint": settings.fingerprints.get("model")}
     return config_hash({**model, "sampling": hash_view(settings.sampling)})
 
@@ -349,7 +349,7 @@ def base_answers(settings: RunSettings, shard: tuple[int, int] = (0, 1)) -> pd.D
     (answer images depend on their seed only, so the shares add up to the same set).
     """
     catalogue = get_catalogue(settings.benchmark)
-    folder = Path(settings.runs_dir) / catalogue.name / "base" / f"answers-{_base_key(settings)}"
+    folder = Path(settings.runs_dir) / catalogue.name / "base" / f"answers-{base_key(settings)}"
     pipe = T2IPipeline.from_pretrained(settings.model, device=default_device())
     return generate_answer_set(pipe, catalogue, settings.sampling, folder, desc="base answers", shard=shard)
 

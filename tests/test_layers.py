@@ -22,7 +22,7 @@ def layer(module: str) -> str:
         return "cli"
     if module.startswith("benchmarks"):
         return "experiments"
-    if module == "spare.run":
+    if module == "spare.run" or module.startswith("spare.stages"):
         return "run"
     return "library"
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.robustness import attack_columns, write_robustness
 from benchmarks.runner.plan import Job, Sweep, check_paths, config_value, missing_runs, print_plan
 from benchmarks.runner.processes import Processes
 from benchmarks.runner.record import print_summary, save_sweep_record
 from benchmarks.runner.restore import restore_finished
 from benchmarks.runner.signals import signals_deferred, sigterm_as_interrupt, stop_if_signalled
-from benchmarks.tables import per_target_row, read_metrics, write_all
+from benchmarks.tables import gaps_note, per_target_row, read_metrics, write_all
 from benchmarks.wandb_mirror import WandbMirror
 from spare.config import to_dict
 from spare.errors import UserError
@@ -29,6 +30,7 @@ from spare.run import (
     run_dir,
     run_unlearning,
 )
+from spare.stages.attack import attack_run
 from spare.viz import answer_grid_png
 
 log = logging.getLogger(__name__)
@@ -43,12 +45,15 @@ def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, 
             base_rows.append(per_target_row(base, "base (no unlearning)", target))
     for job in jobs:
         planned = sweep.planned(job)
-        result = read_metrics(planned.metrics_path) if planned.done() else None
+        result = read_metrics(planned.metrics_path) if sweep.job_done(job) else None
         if result is None:
             missing.append(job)
             continue
         row = per_target_row(result, job.method, job.target)
         row["seed"] = job.seed
+        attack = sweep.planned_attack(job)
+        if attack is not None:
+            row.update(attack_columns(read_metrics(attack.metrics_path) or {}))
         if sweep.preset.variants:
             row["variant"] = job.variant or "default"
             cfg = to_dict(sweep.method_config(job))
@@ -121,7 +126,7 @@ def run_sweep(
         mine = []
 
     def done() -> int:  # finished jobs of the plan, every process's; the difference is what this invocation ran
-        return sum(sweep.planned(job).done() for job in jobs)
+        return sum(sweep.job_done(job) for job in jobs)
 
     done_before = done() if procs.main else 0  # only the main process writes the record
     started = datetime.now().isoformat(timespec="milliseconds")  # names this invocation's entry in sweep.json
@@ -134,6 +139,8 @@ def run_sweep(
         per_target, base, missing = collect(sweep, jobs)
         missing = missing_runs(missing, jobs)
         paths = (report or write_all)(per_target, base, out, preset.name, missing) if len(per_target) else {}
+        if len(per_target) and preset.attack is not None:
+            paths.update(write_robustness(per_target, out, preset.name, gaps_note(missing)))
         return per_target, base, missing, paths
 
     def checkpoint() -> None:  # after each job the main process finishes: tables and the time so far
@@ -194,10 +201,12 @@ def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirr
         stop_if_signalled()
         bar.set_postfix_str(job.label)
         planned = sweep.planned(job)
-        if planned.done():
+        if sweep.job_done(job):
             continue
         try:
             result = run_unlearning(job.method, job.target, sweep.method_config(job), sweep.job_settings(job))
+            if sweep.preset.attack is not None:
+                attack_run(planned.out, sweep.preset.attack)
         except (KeyboardInterrupt, UserError):
             raise
         except Exception:  # one broken job must not stop the sweep; it is reported at the end

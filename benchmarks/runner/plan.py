@@ -24,6 +24,7 @@ from spare.run import (
     RunSettings,
     plan_run,
 )
+from spare.stages.attack import PlannedAttack, plan_attack
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,18 @@ class Sweep:
         if job not in self._plans:
             self._plans[job] = plan_run(job.method, job.target, self.method_config(job), self.job_settings(job))
         return self._plans[job]
+
+    def planned_attack(self, job: Job) -> PlannedAttack | None:
+        """The job's attack stage (folder, key) when the preset attacks, else None."""
+        if self.preset.attack is None:
+            return None
+        run = self.planned(job)
+        return plan_attack(run.out, run.key, self.preset.attack, self.job_settings(job))
+
+    def job_done(self, job: Job) -> bool:
+        """The run has metrics for its config, and its attack (when the preset attacks) for its own."""
+        attack = self.planned_attack(job)
+        return self.planned(job).done() and (attack is None or attack.done())
 
     def shard(self, jobs: list[Job], rank: int, world: int) -> list[Job]:
         """Whole targets per process: target i of the plan goes to process i mod world."""
@@ -203,9 +216,16 @@ def print_plan(sweep: Sweep, jobs: list[Job], world: int, restorable: Collection
     would fill from stored runs) or to run."""
     planned = {job: sweep.planned(job) for job in jobs}
     status = {
-        job: "done" if run.done() else "restore" if run.out in restorable else "todo" for job, run in planned.items()
+        job: "done"
+        if sweep.job_done(job)
+        else "attack"
+        if run.done()
+        else "restore"
+        if run.out in restorable
+        else "todo"
+        for job, run in planned.items()
     }
-    done, to_restore = (sum(s == kind for s in status.values()) for kind in ("done", "restore"))
+    done, to_restore, to_attack = (sum(s == kind for s in status.values()) for kind in ("done", "restore", "attack"))
     p = sweep.preset
     print(f"preset {p.name}: {p.description}")
     print(
@@ -216,7 +236,8 @@ def print_plan(sweep: Sweep, jobs: list[Job], world: int, restorable: Collection
         + (f", this slice {len(jobs)}" if len(jobs) != len(sweep.jobs) else "")
         + f"; {done} done, "
         + (f"{to_restore} to restore, " if to_restore else "")
-        + f"{len(jobs) - done - to_restore} to run; steps x{p.budget:g}, lr x{p.lr_scale:g}; answer seeds "
+        + (f"{to_attack} to attack, " if to_attack else "")
+        + f"{len(jobs) - done - to_restore - to_attack} to run; steps x{p.budget:g}, lr x{p.lr_scale:g}; answer seeds "
         + " ".join(map(str, p.sampling.seeds))
     )
     for rank in range(world):

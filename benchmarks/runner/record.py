@@ -112,6 +112,7 @@ def print_summary(per_target, base, paths: dict, wall: float, missing: str, mirr
     shown = pd.concat([base, per_target], ignore_index=True) if len(base) else per_target
     cols = ["method", *(["variant"] if "variant" in shown else []), "target", "UA", "IRA", "CRA", "FID", "time s"]
     cols.append("storage MB")
+    cols += [c for c in ("Rob", "ASR") if c in shown]  # an attacked sweep's
     print("\n" + shown[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"\nsweep wall time {wall:.0f}s")
     if missing:

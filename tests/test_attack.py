@@ -1,0 +1,228 @@
+"""The adversarial prompt attack (UnlearnCanvas "Rob."): the prefix, the optimisation, the stop at
+success, the figures, and the stage on a finished run (files, reuse, resume, bad input)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spare.answers import SamplingConfig
+from spare.attack import AttackConfig, Row, RowResult, attack_rows, summarise
+from spare.config import ConfigError, apply_overrides
+from spare.data.canvas_mini import CANVAS_MINI
+from spare.errors import UserError
+from spare.methods import get_method
+from spare.run import RunSettings, run_unlearning
+from spare.stages.attack import attack_run
+from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
+
+CLASSIFIERS = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-classifiers"
+TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+SAMPLE = dict(steps=2, guidance=3.0, sampler="dpm", micro_batch=4, precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    torch.manual_seed(0)
+    return build_tiny_pipeline(CANVAS_MINI, TINY)
+
+
+def rows(n: int) -> list[Row]:
+    return [Row("Ink_Outline", obj, 188, CANVAS_MINI.prompt("Ink_Outline", obj)) for obj in CANVAS_MINI.objects[:n]]
+
+
+def test_a_prefix_of_token_embeddings_encodes_like_those_words_in_the_prompt(pipe):
+    prompt = CANVAS_MINI.prompt("Ink_Outline", "Star")
+    words = pipe.tokenizer("ink outline", add_special_tokens=False).input_ids
+    prefix = pipe.text_encoder.get_input_embeddings().weight[words].unsqueeze(0)
+    with torch.no_grad():
+        ours = pipe.encode_prompts_with_prefix([prompt], prefix)
+        theirs = pipe.encode_prompts(["ink outline " + prompt])
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_the_prefix_gets_gradients_and_nothing_else_does(pipe):
+    from spare.attack import frozen
+
+    prefix = torch.zeros(2, 3, pipe.text_encoder.config.hidden_size, requires_grad=True)
+    with frozen(pipe):
+        emb = pipe.encode_prompts_with_prefix([r.prompt for r in rows(2)], prefix)
+        emb.sum().backward()
+    assert prefix.grad is not None and prefix.grad.abs().sum() > 0
+    assert all(p.grad is None for p in pipe.text_encoder.parameters())
+    assert any(p.requires_grad for p in pipe.text_encoder.parameters())  # as it was before
+
+
+def test_too_many_prefix_tokens_for_the_text_encoder_is_a_clear_error(pipe):
+    with pytest.raises(UserError, match="prefix tokens do not fit"):
+        pipe.encode_prompts_with_prefix([rows(1)[0].prompt], torch.zeros(1, 10, pipe.text_encoder.config.hidden_size))
+
+
+def test_sampling_from_embeddings_gives_the_prompts_images(pipe):
+    r = rows(3)
+    prompts, seeds = [x.prompt for x in r], [1, 2, 3]
+    with torch.no_grad():
+        emb = pipe.encode_prompts(prompts)
+    a = pipe.sample(prompts, seeds, **SAMPLE)
+    b = pipe.sample(prompts, seeds, text_emb=emb, **SAMPLE)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def denoising_loss(pipe, prompts, prefix, x0, seed=5):
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, 1000, (64,), generator=gen)
+    noise = torch.randn((64, *x0.shape[1:]), generator=gen)
+    x = x0.repeat_interleave(64 // len(x0), 0)
+    with torch.no_grad():
+        emb = pipe.encode_prompts_with_prefix(prompts * (64 // len(prompts)), prefix.repeat(64 // len(prompts), 1, 1))
+        eps = pipe.predict_noise(pipe.add_noise(x, noise, t), t, emb)
+    return float((eps - noise).pow(2).mean())
+
+
+def test_the_attack_lowers_the_models_denoising_loss_on_the_concept_images(pipe):
+    r = rows(2)
+    x0 = torch.rand(2, 3, 32, 32) * 2 - 1
+    cfg = AttackConfig(iterations=30, check_every=30, lr=0.05, weight_decay=0.0, timesteps=10)
+    from spare.attack import row_generator, start_prefix
+
+    start = start_prefix(pipe, cfg, [row_generator(cfg, x) for x in r])
+    results = attack_rows(pipe, r, x0, lambda imgs: ["Photo"] * len(imgs), "Ink_Outline", cfg, SAMPLE)
+    end = torch.stack([x.prefix for x in results])
+    prompts = [x.prompt for x in r]
+    assert denoising_loss(pipe, prompts, end, x0) < denoising_loss(pipe, prompts, start, x0)
+    assert all(x.success_at == -1 and x.label == "Photo" and x.image.shape == (32, 32, 3) for x in results)
+
+
+def test_a_row_stops_at_its_first_success_and_keeps_its_prefix(pipe):
+    r = rows(3)
+    calls = []
+
+    def judge(images):  # the first check: row 1 shows the target; later checks: none does
+        calls.append(len(images))
+        return ["Ink_Outline" if len(calls) == 1 and i == 1 else "Photo" for i in range(len(images))]
+
+    cfg = AttackConfig(iterations=6, check_every=2, lr=0.05)
+    results = attack_rows(pipe, r, torch.zeros(3, 3, 32, 32), judge, "Ink_Outline", cfg, SAMPLE)
+    assert [x.success_at for x in results] == [-1, 2, -1]
+    assert calls == [3, 2, 2]  # the succeeded row is never generated again
+    # row 1's prefix is the one it succeeded with: rerun two iterations alone, it matches
+    cfg2 = AttackConfig(iterations=2, check_every=2, lr=0.05)
+    alone = attack_rows(
+        pipe, [r[1]], torch.zeros(1, 3, 32, 32), lambda im: ["x"] * len(im), "Ink_Outline", cfg2, SAMPLE
+    )
+    assert torch.allclose(results[1].prefix, alone[0].prefix, atol=1e-5)
+
+
+def test_rob_and_asr_by_hand():
+    row = rows(1)[0]
+
+    def res(before, at):
+        return RowResult(row, before, at, "", None, None)
+
+    # 5 rows: one shown without attack (0); of 4 forgotten, one broken at 10 and one at 30
+    figures = summarise([res(False, 0), res(True, 10), res(True, 30), res(True, -1), res(True, -1)])
+    assert figures["Rob"] == pytest.approx(100 * 2 / 5)
+    assert figures["ASR"] == pytest.approx(100 * 2 / 4)
+    assert figures["UA_before"] == pytest.approx(80.0)
+    assert figures["mean_iterations_to_success"] == pytest.approx(20.0)
+
+
+def test_bad_attack_settings_name_the_key():
+    with pytest.raises(ConfigError, match="attack.tokens"):
+        AttackConfig(tokens=0)
+    with pytest.raises(ConfigError, match="lr"):
+        AttackConfig(lr=-1.0)
+
+
+def test_the_stage_on_a_finished_run_writes_reuses_and_resumes(tmp_path, pipe):
+    pipe.save_pretrained(tmp_path / "model")
+    settings = RunSettings(
+        model=str(tmp_path / "model"),
+        classifiers=str(CLASSIFIERS),
+        runs_dir=str(tmp_path / "runs"),
+        sampling=SamplingConfig(seeds=(188,), steps=2, micro_batch=16, batch_size=128),
+    )
+    cfg = apply_overrides(get_method("uce").config_cls(), [])
+    run_unlearning("uce", "style:Ink_Outline", cfg, settings)
+    run = tmp_path / "runs" / "mini" / "uce" / "style-Ink_Outline"
+    attack = AttackConfig(iterations=2, check_every=1, batch_size=4)
+    with pytest.raises(UserError, match="not a finished run"):
+        attack_run(tmp_path / "runs", attack)
+    result = attack_run(run, attack)
+    table = (run / "attack" / "rows.csv").read_text().splitlines()
+    assert len(table) == 1 + len(CANVAS_MINI.objects)  # every object in the target style, one seed
+    forgotten = result["forgotten_before"]
+    assert result["rows"] == len(CANVAS_MINI.objects) and 0 <= result["broken"] <= forgotten
+    assert result["Rob"] == pytest.approx(100 * (forgotten - result["broken"]) / result["rows"])
+    assert result["metrics"]["Rob"]["value"] == result["Rob"]
+    assert len(list((run / "attack" / "images").rglob("*.png"))) == forgotten
+    assert len(list((run / "attack" / "chunks").glob("*.json"))) == -(-forgotten // 4)
+    assert result["cost"]["time_s"] > 0 and (run / "attack" / "grid.png").exists()
+    # the run itself is untouched, and a second call reads the result
+    stamp = (run / "attack" / "metrics.json").stat().st_mtime_ns
+    assert attack_run(run, attack) == result and (run / "attack" / "metrics.json").stat().st_mtime_ns == stamp
+    # killed after its batches: the batches are reused, the figures are the same
+    (run / "attack" / "metrics.json").unlink()
+    chunk = run / "attack" / "chunks" / "0.json"
+    stamp = chunk.stat().st_mtime_ns
+    again = attack_run(run, attack)
+    assert chunk.stat().st_mtime_ns == stamp
+    assert {k: again[k] for k in ("Rob", "ASR", "rows", "broken")} == {
+        k: result[k] for k in ("Rob", "ASR", "rows", "broken")
+    }
+    # another attack config starts afresh (its key differs)
+    other = attack_run(run, AttackConfig(iterations=1, check_every=1, batch_size=4))
+    assert other["config_key"] != result["config_key"]
+    assert json.loads((run / "attack" / "config.json").read_text())["attack"]["iterations"] == 1
+
+
+def test_mini_robust_attacks_the_runs_of_mini_full_seed_0(tmp_path):
+    from benchmarks.presets import get_preset
+    from benchmarks.runner import build_sweep
+
+    robust = build_sweep(get_preset("mini-robust"), runs_dir=str(tmp_path))
+    full = build_sweep(get_preset("mini-full"), runs_dir=str(tmp_path))
+    seed0 = {(j.method, j.target): full.planned(j) for j in full.jobs if j.seed == 0}
+    assert len(robust.jobs) == 4 * 9 and robust.preset.attack == AttackConfig()
+    for job in robust.jobs:
+        assert robust.planned(job) == seed0[(job.method, job.target)]  # same folder, same key
+    assert not set(robust.targets) & set(CANVAS_MINI.validation_targets)
+
+
+ATTACKED = """\
+targets: [style:Ink_Outline]
+methods: [uce]
+sampling:
+  seeds: [188]
+  steps: 2
+tag: tiny
+"""
+
+
+def test_an_attacked_sweep_adds_the_stage_to_finished_runs_and_tabulates_it(tmp_path, monkeypatch, capsys):
+    from spare.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plain.yaml").write_text(ATTACKED)
+    (tmp_path / "robust.yaml").write_text(ATTACKED + "attack: {iterations: 2, check_every: 1}\n")
+    assert main(["benchmark", "--preset", "plain.yaml", "--wandb", "off"]) == 0
+    run = tmp_path / "runs" / "mini" / "uce" / "style-Ink_Outline@tiny"
+    stamp = (run / "metrics.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["benchmark", "--preset", "robust.yaml", "--dry-run"]) == 0
+    assert "[attack]" in capsys.readouterr().out  # the run is done; only its attack is to do
+    assert main(["benchmark", "--preset", "robust.yaml", "--wandb", "off"]) == 0
+    assert (run / "metrics.json").stat().st_mtime_ns == stamp  # the run was not redone
+    attack = json.loads((run / "attack" / "metrics.json").read_text())
+    results = tmp_path / "results" / "benchmark" / "robust"
+    table = (results / "robustness.md").read_text()
+    assert "uce" in table and "published Rob." in table and (results / "robustness.png").exists()
+    import pandas as pd
+
+    per_target = pd.read_csv(results / "per_target.csv")
+    row = per_target[per_target["method"] == "uce"].iloc[0]
+    assert row["Rob"] == pytest.approx(attack["Rob"]) and row["UA before attack"] == pytest.approx(attack["UA_before"])
+    # the attack reads the same answer images as the run's UA
+    assert attack["UA_before"] == pytest.approx(row["UA"])
