@@ -319,6 +319,25 @@ def cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sequential(args: argparse.Namespace) -> int:
+    from benchmarks.sequential import SequencePreset, get_sequence_preset, run_sequences
+
+    if args.targets:
+        method = args.method or "spare"
+        preset = SequencePreset(
+            name=args.name, description="a sequence from the command line", targets=tuple(args.targets),
+            methods=(method,), overrides={method: list(args.overrides)},
+        )  # fmt: skip
+    else:
+        preset = get_sequence_preset(args.preset)
+        if args.overrides:
+            raise UserError("key=value overrides go with --method and --targets (a preset has its own)")
+    methods = args.methods or ([args.method] if args.method else None)
+    return run_sequences(
+        preset, methods, runs_dir=args.runs, results=args.results, dry_run=args.dry_run, wandb_mode=args.wandb
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="spare", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -407,6 +426,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="a finished run folder, e.g. runs/mini/esd/style-Ink_Outline")
     _add_config_args(p, "AttackConfig", "iterations=40 tokens=3")
     p.set_defaults(func=cmd_attack)
+
+    p = sub.add_parser("sequential", help="sequential unlearning (SU / SR): targets removed one after another")
+    p.add_argument("--preset", default="mini-sequential", help="a sequence preset (default: mini-sequential)")
+    p.add_argument("--methods", nargs="+", default=None, help="only these methods (default: the preset's, or all)")
+    p.add_argument("--method", default=None, help="with --targets: the one method of an ad hoc sequence")
+    p.add_argument("--targets", nargs="+", default=None, help="an ad hoc sequence, in order: style:A style:B ...")
+    p.add_argument("--name", default="custom", help="an ad hoc sequence's folder name (default: custom)")
+    p.add_argument("--dry-run", action="store_true", help="print the steps (done / to do) and stop")
+    p.add_argument("--runs", default="runs", help="runs folder (default: runs)")
+    p.add_argument("--results", default="results/sequential", help="tables folder (default: results/sequential)")
+    p.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
+    p.add_argument("overrides", nargs="*", help="with --targets: method config overrides, e.g. optim.steps=100")
+    p.set_defaults(func=cmd_sequential)
 
     p = sub.add_parser("base-quality", help="answer set of the base model read by the classifiers", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m benchmarks.base_model_quality")

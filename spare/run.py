@@ -200,7 +200,7 @@ def _run_stages(planned, spec, concept, catalogue, method_cfg, settings: RunSett
     clock = StageClock()
     with clock("load"):
         pipe = T2IPipeline.from_pretrained(settings.model, device=default_device())
-        judges = _judges(settings) if evaluate else None  # a missing classifier fails before any work
+        judges = load_judges(settings) if evaluate else None  # a missing classifier fails before any work
 
     edit_dir, report_path = out / "edit", out / "report.json"
     report = read_json_dict(report_path)
@@ -320,7 +320,7 @@ def real_features(settings: RunSettings, extractor) -> RealReference:
     return real
 
 
-def _judges(settings: RunSettings) -> tuple:
+def load_judges(settings: RunSettings) -> tuple:
     """The style and object classifiers and the FID feature extractor of ``settings``."""
     clf_dir = Path(settings.classifiers)
     style_clf, object_clf = load_classifier(clf_dir / "style"), load_classifier(clf_dir / "object")
@@ -329,7 +329,7 @@ def _judges(settings: RunSettings) -> tuple:
 
 def _evaluate(grid, concept, settings: RunSettings, judges: tuple | None = None) -> dict:
     catalogue = get_catalogue(settings.benchmark)
-    style_clf, object_clf, extractor = judges or _judges(settings)
+    style_clf, object_clf, extractor = judges or load_judges(settings)
     real = real_features(settings, extractor)
     images = load_images(list(grid["path"]))
     return evaluate_answers(

@@ -1,0 +1,125 @@
+"""Sequential unlearning: step k starts from step k-1's weights, a killed sequence resumes at its
+step, the metrics by hand, and bad sequences fail in one line."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from spare.answers import SamplingConfig
+from spare.concepts import get_catalogue
+from spare.data.canvas_mini import CANVAS_MINI
+from spare.errors import UserError
+from spare.methods import registry
+from spare.methods.contract import Unlearned
+from spare.methods.edits import WeightEdit
+from spare.run import RunSettings
+from spare.stages.sequential import plan_sequence, run_sequence, sequence_metrics
+from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
+
+CLASSIFIERS = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-classifiers"
+TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+TARGETS = ["style:Ink_Outline", "style:Pencil_Hatch", "style:Neon_Outline"]
+SEEN: list[dict] = []  # what the toy method saw at each call
+KILL: set[str] = set()  # targets whose training is killed (KeyboardInterrupt), like Ctrl-C mid-step
+
+
+@dataclass
+class ShiftConfig:
+    shift: float = 0.5
+    seed: int = 0
+
+
+@pytest.fixture(autouse=True)
+def toy_method():
+    """A method that adds ``shift`` to the UNet's output bias, recording the bias it started from."""
+    before = dict(registry._METHODS)
+
+    @registry.register_method("seq_shift", ShiftConfig, "test: shift the output bias")
+    def unlearn(pipe, data, cfg):
+        SEEN.append(
+            {
+                "bias": pipe.unet.conv_out.bias.detach().clone(),
+                "target": str(data.target),
+                "retain_styles": set(data.retain["style"]),
+            }
+        )
+        if str(data.target) in KILL:
+            raise KeyboardInterrupt
+        bias = pipe.unet.conv_out.bias.detach().cpu().clone() + cfg.shift
+        return Unlearned.of(WeightEdit("seq_shift", {"conv_out.bias": bias}), pipe.unet)
+
+    SEEN.clear()
+    KILL.clear()
+    yield
+    registry._METHODS.clear()
+    registry._METHODS.update(before)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seq")
+    torch.manual_seed(0)
+    build_tiny_pipeline(CANVAS_MINI, TINY).save_pretrained(root / "model")
+    return RunSettings(
+        model=str(root / "model"),
+        classifiers=str(CLASSIFIERS),
+        runs_dir=str(root / "runs"),
+        sampling=SamplingConfig(seeds=(188,), steps=2),
+    )
+
+
+def test_each_step_starts_from_the_previous_steps_weights_and_a_killed_sequence_resumes(settings):
+    KILL.add(TARGETS[1])
+    with pytest.raises(KeyboardInterrupt):  # killed in step 2's training
+        run_sequence("seq_shift", TARGETS, ShiftConfig(), settings, "killed")
+    steps = plan_sequence("seq_shift", TARGETS, ShiftConfig(), settings, "killed")
+    assert steps[0].done() and not steps[1].done()
+    SEEN.clear()
+    KILL.clear()
+    results = run_sequence("seq_shift", TARGETS, ShiftConfig(), settings, "killed")
+    assert [s["target"] for s in SEEN] == TARGETS[1:]  # resumed at step 2: step 1 was not trained again
+    assert all(s.done() for s in steps) and [r["step"] for r in results] == [1, 2, 3]
+
+    SEEN.clear()
+    run_sequence("seq_shift", TARGETS, ShiftConfig(shift=0.25), settings, "whole")
+    base = SEEN[0]["bias"]
+    for k, seen in enumerate(SEEN):  # on the weights: step k+1 saw the base bias shifted k times
+        assert torch.allclose(seen["bias"], base + 0.25 * k, atol=1e-6), k
+    # a method is never asked to keep what an earlier step removed
+    assert "Ink_Outline" not in SEEN[1]["retain_styles"] and "Pencil_Hatch" in SEEN[0]["retain_styles"]
+    assert {"Ink_Outline", "Pencil_Hatch"}.isdisjoint(SEEN[2]["retain_styles"])
+
+
+def test_a_changed_step_redoes_every_step_after_it(settings):
+    a = plan_sequence("seq_shift", TARGETS, ShiftConfig(), settings, "x")
+    b = plan_sequence("seq_shift", [TARGETS[0], TARGETS[2], TARGETS[1]], ShiftConfig(), settings, "x")
+    assert a[0].key == b[0].key and a[1].key != b[1].key and a[2].key != b[2].key
+
+
+def test_ua_and_ra_by_hand():
+    catalogue = get_catalogue("mini")
+    acc_s = {s: 80.0 for s in catalogue.style_classes} | {"Ink_Outline": 10.0, "Pencil_Hatch": 30.0, "Chalkboard": 50.0}
+    acc_o = {o: 90.0 for o in catalogue.objects} | {"Star": 60.0}
+    removed = [catalogue.target("style:Ink_Outline"), catalogue.target("style:Pencil_Hatch")]
+    m = sequence_metrics({"style_accuracy": acc_s, "object_accuracy": acc_o}, removed, catalogue)
+    assert m["UA"] == {"style:Ink_Outline": 90.0, "style:Pencil_Hatch": 70.0}
+    in_domain = (80.0 * 7 + 50.0) / 8  # the 8 benchmark styles not removed (Photo is not one)
+    cross = (90.0 * 9 + 60.0) / 10
+    assert m["RA_in_domain"] == pytest.approx(in_domain) and m["RA_cross_domain"] == pytest.approx(cross)
+    assert m["RA"] == pytest.approx((in_domain + cross) / 2)
+
+
+@pytest.mark.parametrize(
+    "targets, needle",
+    [
+        (["style:Ink_Outline"], "at least two targets"),
+        (["style:Ink_Outline", "style:Ink_Outline"], "each target once"),
+        (["style:Ink_Outline", "object:Star"], "one kind"),
+        (["style:Ink_Outlin", "style:Pencil_Hatch"], "Did you mean 'Ink_Outline'"),
+    ],
+)
+def test_a_bad_sequence_is_a_one_line_error(settings, targets, needle):
+    with pytest.raises(UserError, match=needle):
+        run_sequence("seq_shift", targets, ShiftConfig(), settings, "bad")
