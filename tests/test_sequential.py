@@ -123,3 +123,30 @@ def test_ua_and_ra_by_hand():
 def test_a_bad_sequence_is_a_one_line_error(settings, targets, needle):
     with pytest.raises(UserError, match=needle):
         run_sequence("seq_shift", targets, ShiftConfig(), settings, "bad")
+
+
+def test_a_sequence_preset_runs_every_method_and_writes_its_tables(tmp_path, capsys):
+    import pandas as pd
+
+    from benchmarks.sequential import SequencePreset, run_sequences
+    from spare.cli import main
+
+    preset = SequencePreset(
+        name="two",
+        description="test",
+        targets=tuple(TARGETS[:2]),
+        methods=("seq_shift", "uce"),
+        sampling=SamplingConfig(seeds=(188,), steps=2),
+    )
+    kw = dict(runs_dir=str(tmp_path / "runs"), results=tmp_path / "results", wandb_mode="off")
+    assert run_sequences(preset, dry_run=True, **kw) == 0
+    assert "[todo] [todo]" in capsys.readouterr().out
+    assert run_sequences(preset, **kw) == 0
+    steps = pd.read_csv(tmp_path / "results" / "two" / "steps.csv")
+    assert list(steps["method"]) == ["seq_shift", "seq_shift", "uce", "uce"] and list(steps["step"]) == [1, 2, 1, 2]
+    assert steps["UA T2"].isna().tolist() == [True, False, True, False]  # T2 is scored once it is removed
+    published = (tmp_path / "results" / "two" / "published.md").read_text()
+    assert "published (UnlearnCanvas, SD-1.5)" in published  # uce's published row beside ours
+    assert (tmp_path / "results" / "two" / "rebound.png").exists()
+    assert main(["sequential", "--preset", "mini-sequentail"]) == 2
+    assert "valid: mini-sequential" in capsys.readouterr().err
