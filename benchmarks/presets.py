@@ -13,6 +13,8 @@ Built in:
                    answer seeds.
     mini-robust    UnlearnCanvas "Rob.": every method on 2 styles + 2 objects, then the adversarial
                    prompt attack (:mod:`spare.attack`) on each run; tables of UA without -> with attack.
+    mini-finer     finer-scale unlearning: 3 style-object pairs (``pair:<Style>+<Object>``) x every
+                   method; FU and FR (same style, same object, the rest) under results/finer/.
     unlearncanvas  the protocol of UnlearnCanvas: 50 styles + 20 objects, seeds 188..888,
                    100 DDIM steps at guidance 9.0, every method at its published iterations and
                    learning rate; the SD-1.5 model, classifiers and dataset are local paths that
@@ -59,6 +61,7 @@ class Preset:
     # the adversarial prompt attack after each job's scoring (UnlearnCanvas "Rob.", spare.attack);
     # None: off. Its results sit in <run>/attack/ under their own key: turning it on never reruns a job.
     attack: AttackConfig | None = None
+    results_root: str = "results/benchmark"  # tables in <results_root>/<name> (unless --results says otherwise)
     x: str = ""  # ablation plots: the config key on the x axis, e.g. "q" or "optim.steps"
     series: str = ""  # ablation plots: the config key that separates curves, e.g. "timesteps.mode"
 
@@ -104,7 +107,16 @@ ROBUST = Preset(
     tag="seed0",
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (QUICK, FULL, ROBUST, UNLEARNCANVAS)}
+FINER = Preset(
+    name="mini-finer",
+    description="finer-scale unlearning: 3 style-object combinations, every method at its defaults, answer seeds"
+    " 188..888; FU and FR",
+    # reported styles and objects only (not the validation Pop_Halftone, Crescent), no two pairs sharing a part
+    targets=("pair:Ink_Outline+Star", "pair:Watercolor_Wash+Arrow", "pair:Neon_Stripes+Heart"),
+    results_root="results/finer",
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (QUICK, FULL, ROBUST, FINER, UNLEARNCANVAS)}
 # the preset whose protocol (sampling) and per-method settings (budget and lr factors) a single
 # run (`spare unlearn`) of each world follows: one place for sweeps and single runs alike
 WORLD_PRESETS = {"mini": "mini-full", "unlearncanvas": "unlearncanvas"}

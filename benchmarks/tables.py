@@ -23,6 +23,7 @@ import pandas as pd
 from spare.io import atomic_path, read_json_dict
 
 ACCURACY = ("UA", "IRA", "CRA")
+FINER = ("FU", "FR_style", "FR_object", "FR_rest")  # finer-scale (pair) targets
 # Per-stage seconds of a run (``metrics.json`` "stages"; blank for runs made before they were kept).
 # "time s" is the unlearning stage, as UnlearnCanvas reports it.
 STAGES = {"answers s": "answers_s", "img/s": "answers_img_per_s", "score s": "score_s", "FID s": "fid_s"}
@@ -55,7 +56,8 @@ def per_target_row(result: dict, method: str, target: str) -> dict:
     metrics = result["metrics"]
     fid = next((k for k in metrics if k.startswith("FID")), None)
     row = {"method": method, "target": target, "kind": target.split(":")[0]}
-    row.update({m: metrics[m]["value"] for m in ACCURACY})
+    row.update({m: metrics[m]["value"] if m in metrics else np.nan for m in ACCURACY})  # a pair has none
+    row.update({m: metrics[m]["value"] for m in FINER if m in metrics})  # a pair's (evaluators.accuracy)
     row["FID"] = metrics[fid]["value"] if fid else np.nan
     row["FID features"] = fid or ""
     row["time s"] = metrics.get("time_s", {}).get("value", np.nan)
@@ -100,6 +102,8 @@ def seed_spread(per_target: pd.DataFrame) -> pd.DataFrame:
     targets), for the methods run with more than one training seed."""
     rows = []
     for (method, kind), runs in per_target.groupby(["method", "kind"], sort=False):
+        if kind not in ("style", "object"):
+            continue
         per_target_seeds = runs.groupby("target", sort=False)
         seeds = per_target_seeds.size()
         if seeds.max() <= 1:
@@ -223,7 +227,8 @@ def tradeoff_plot(per_target: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_ylabel("unlearning accuracy UA, %")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    if ax.get_legend_handles_labels()[0]:  # a sweep of pair targets only has no point here
+        ax.legend(fontsize=7, ncol=2, loc="lower left")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

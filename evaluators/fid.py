@@ -106,6 +106,6 @@ def protocol_fid(
     def keep(table: pd.DataFrame) -> np.ndarray:
         if target is None:
             return np.ones(len(table), dtype=bool)
-        return (table[target.kind] != target.name).to_numpy()
+        return np.array([not target.shows(s, o) for s, o in zip(table["style"], table["object"], strict=True)], bool)
 
     return frechet_distance(real_features[keep(real)], answer_features[keep(answers)])

@@ -7,7 +7,8 @@ user-typed name, so spelling variants (``Van_Gogh``, ``Van Gogh``, ``van gogh``)
 accepted everywhere and an unknown name always fails the same way: with the valid
 choices and the nearest match.
 
-Targets are written ``style:<Name>`` or ``object:<Name>``. The built-in worlds are defined
+Targets are written ``style:<Name>``, ``object:<Name>`` or, for finer-scale unlearning (one
+style-object combination), ``pair:<Style>+<Object>``. The built-in worlds are defined
 elsewhere (UnlearnCanvas in :mod:`spare.concepts`, canvas-mini in :mod:`spare.data.canvas_mini`)
 and register here; this module imports neither.
 """
@@ -21,8 +22,9 @@ from typing import Literal
 
 from spare.errors import UserError
 
-Kind = Literal["style", "object"]
-KINDS: tuple[Kind, ...] = ("style", "object")
+Kind = Literal["style", "object", "pair"]
+KINDS: tuple[Kind, ...] = ("style", "object")  # the classifiers' kinds; a pair is one of each
+PAIR = "pair"
 
 PROMPT_TEMPLATE = "A {object} image in {style} style."
 
@@ -57,8 +59,21 @@ class Concept:
 
     @property
     def slug(self) -> str:
-        """File-system friendly form, used for run folders (``style-Van_Gogh``)."""
+        """File-system friendly form, used for run folders (``style-Van_Gogh``, ``pair-Van_Gogh+Dogs``)."""
         return f"{self.kind}-{self.name}"
+
+    @property
+    def parts(self) -> tuple[str | None, str | None]:
+        """``(style, object)`` the concept fixes: one of them for a style or object, both for a pair."""
+        if self.kind == PAIR:
+            style, obj = self.name.split("+", 1)
+            return style, obj
+        return (self.name, None) if self.kind == "style" else (None, self.name)
+
+    def shows(self, style: str, obj: str) -> bool:
+        """Whether an image of ``style`` and ``obj`` is an image of this concept."""
+        want_style, want_object = self.parts
+        return (want_style is None or style == want_style) and (want_object is None or obj == want_object)
 
 
 @dataclass(frozen=True)
@@ -131,11 +146,19 @@ class Catalogue:
             spec = str(spec)
         kind, sep, name = spec.partition(":")
         kind = kind.strip().lower()
-        if not sep or kind not in KINDS:
+        pair_example = f"pair:{self.styles[0]}+{self.objects[0]}"
+        if not sep or kind not in (*KINDS, PAIR):
             raise UnknownConceptError(
-                f"target {spec!r} must be written 'style:<Name>' or 'object:<Name>', "
-                f"for example 'style:{self.styles[0]}' or 'object:{self.objects[0]}'"
+                f"target {spec!r} must be written 'style:<Name>', 'object:<Name>' or 'pair:<Style>+<Object>', "
+                f"for example 'style:{self.styles[0]}', 'object:{self.objects[0]}' or '{pair_example}'"
             )
+        if kind == PAIR:
+            style, plus, obj = name.partition("+")
+            if not plus:
+                raise UnknownConceptError(
+                    f"pair target {spec!r} must be written 'pair:<Style>+<Object>', e.g. {pair_example!r}"
+                )
+            return Concept(PAIR, f"{self.style(style, benchmark_only=True)}+{self.object(obj)}")
         if kind == "style":
             return Concept("style", self.style(name, benchmark_only=True))
         return Concept("object", self.object(name))
@@ -161,12 +184,14 @@ class Catalogue:
         """The concept a target is steered towards.
 
         A style's surrogate is the photo style (same object word, as SPARE does on
-        UnlearnCanvas). An object's surrogate is ``object_surrogate`` when given, else
+        UnlearnCanvas); a pair's is the photo style of the same object. An object's surrogate is ``object_surrogate`` when given, else
         the catalogue's documented default (``object_surrogates``), else the next object
         in catalogue order.
         """
         if target.kind == "style":
             return Concept("style", self.photo)
+        if target.kind == PAIR:  # the pair's object without the style: its photo
+            return Concept(PAIR, f"{self.photo}+{target.parts[1]}")
         if object_surrogate is not None:
             chosen = self.object(object_surrogate)
         else:

@@ -151,7 +151,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if not (MINI_CLASSIFIERS / "style" / "model.safetensors").exists():
             print(f"{MINI_CLASSIFIERS} not found: training them (about 5 minutes on 2 cores)")
             cmd_classifiers(argparse.Namespace(config=None, overrides=[f"out_dir={MINI_CLASSIFIERS}"]))
-    return run_sweep(sweep, **_sweep_options(args, results_dir=args.results))
+    return run_sweep(sweep, **_sweep_options(args, results_dir=args.results, results_root=Path(preset.results_root)))
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.finer import write_finer
 from benchmarks.robustness import attack_columns, write_robustness
 from benchmarks.runner.plan import Job, Sweep, check_paths, config_value, missing_runs, print_plan
 from benchmarks.runner.processes import Processes
@@ -141,6 +142,8 @@ def run_sweep(
         paths = (report or write_all)(per_target, base, out, preset.name, missing) if len(per_target) else {}
         if len(per_target) and preset.attack is not None:
             paths.update(write_robustness(per_target, out, preset.name, gaps_note(missing)))
+        if len(per_target):  # pair targets (finer-scale)
+            paths.update(write_finer(per_target, out, preset.name, gaps_note(missing)))
         return per_target, base, missing, paths
 
     def checkpoint() -> None:  # after each job the main process finishes: tables and the time so far

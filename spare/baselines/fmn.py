@@ -78,7 +78,8 @@ def unlearn(pipe, data: TargetData, cfg: FMNConfig) -> Unlearned:
     processors = {n: ConceptAttention(sink) for n in layers}
     saved = pipe.unet.attn_processors
     pipe.unet.set_attn_processor({**saved, **processors})
-    name = data.target.name.replace("_", " ")  # as the prompt template writes it
+    # the concept's words as the prompt template writes them (a pair's: its style, on the pair's prompts)
+    name = (data.target.parts[0] if data.target.kind == "pair" else data.target.name).replace("_", " ")
     T = pipe.scheduler.config.num_train_timesteps
 
     def loss_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:

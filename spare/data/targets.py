@@ -38,24 +38,18 @@ def split_for_target(
     concept = catalogue.target(target)
     surrogate = catalogue.surrogate(concept, object_surrogate)
     evaluated = set(catalogue.style_classes)
-    column = concept.kind  # "style" or "object": the column that names the concept
 
-    def is_forget(values: list[str]) -> list[bool]:
-        return [v == concept.name for v in values]
+    def is_forget(styles: list[str], objects: list[str]) -> list[bool]:
+        return [concept.shows(s, o) for s, o in zip(styles, objects, strict=True)]
 
-    def is_retain(styles: list[str], values: list[str]) -> list[bool]:
-        return [s in evaluated and v != concept.name for s, v in zip(styles, values, strict=True)]
+    def is_retain(styles: list[str], objects: list[str]) -> list[bool]:
+        return [s in evaluated and not concept.shows(s, o) for s, o in zip(styles, objects, strict=True)]
 
-    forget = dataset.filter(is_forget, input_columns=[column], batched=True, keep_in_memory=True)
+    columns = ["style", "object"]
+    forget = dataset.filter(is_forget, input_columns=columns, batched=True, keep_in_memory=True)
     if len(forget) == 0:
         raise UserError(f"the dataset has no images of {concept}; it holds {len(dataset)} rows of other concepts")
-    retain_columns = ["style"] if column == "style" else ["style", "object"]
-    retain = dataset.filter(
-        (lambda s: is_retain(s, s)) if column == "style" else is_retain,
-        input_columns=retain_columns,
-        batched=True,
-        keep_in_memory=True,
-    )
+    retain = dataset.filter(is_retain, input_columns=columns, batched=True, keep_in_memory=True)
 
     forget = _with_surrogate_prompts(forget, catalogue, concept, surrogate)
     return TargetData(target=concept, surrogate=surrogate, forget=forget, retain=retain, catalogue=catalogue.name)
@@ -69,8 +63,8 @@ def _with_surrogate_prompts(
     def surrogate_prompts(styles: list[str], objects: list[str]) -> dict[str, list[str]]:
         if surrogate is None:
             return {"surrogate_prompt": [""] * len(styles)}
-        if target.kind == "style":
-            return {"surrogate_prompt": [catalogue.prompt(surrogate.name, o) for o in objects]}
+        if target.kind in ("style", "pair"):  # a pair keeps its object, in the surrogate's style
+            return {"surrogate_prompt": [catalogue.prompt(surrogate.parts[0], o) for o in objects]}
         return {"surrogate_prompt": [catalogue.prompt(s, surrogate.name) for s in styles]}
 
     forget = forget.remove_columns([c for c in ("surrogate_prompt",) if c in forget.column_names])
@@ -86,6 +80,8 @@ def with_surrogate(data: TargetData, surrogate: str) -> TargetData:
     for a style target, ``object:<Name>`` for an object target).
     """
     catalogue = get_catalogue(data.catalogue)
+    if data.target.kind == "pair" and surrogate != "empty":
+        raise UserError(f"a pair target's surrogate is its object in the photo style, or 'empty'; got {surrogate!r}")
     if surrogate == "empty":
         concept = None
     elif surrogate == "next":

@@ -110,9 +110,10 @@ def _attack(planned: PlannedAttack, cfg: AttackConfig, config: dict, settings: R
     concept = catalogue.target(config["target"])
     started = provenance()
     base = base_answers(settings)  # the concept's images: the base model's answers of the same rows
-    rows_df = base[base[concept.kind] == concept.name].reset_index(drop=True)
+    shown = [concept.shows(s, o) for s, o in zip(base["style"], base["object"], strict=True)]
+    rows_df = base[shown].reset_index(drop=True)
     rows = [Row(r.style, r.object, int(r.seed), r.prompt) for r in rows_df.itertuples()]
-    judge = load_classifier(Path(settings.classifiers) / concept.kind)
+    judge = Judge(settings.classifiers, concept)
     answered = [str(image_path(planned.run / "answers", r.style, r.object, r.seed)) for r in rows]
     before = judge.predict(load_images(answered))
 
@@ -123,9 +124,9 @@ def _attack(planned: PlannedAttack, cfg: AttackConfig, config: dict, settings: R
         steps=s.steps, guidance=s.guidance, sampler=s.sampler, micro_batch=s.micro_batch, precision=s.precision
     )
     results: list[RowResult] = []
-    todo = [i for i, label in enumerate(before) if label != concept.name]
+    todo = [i for i, label in enumerate(before) if label != judge.label]
     for i, label in enumerate(before):
-        if label == concept.name:  # not forgotten: shown without an attack
+        if label == judge.label:  # not forgotten: shown without an attack
             results.append(RowResult(rows[i], False, 0, label, None, None))
     edit.apply(pipe.unet)
     try:
@@ -172,6 +173,20 @@ def _attack(planned: PlannedAttack, cfg: AttackConfig, config: dict, settings: R
     return metrics
 
 
+class Judge:
+    """Reads whether an image shows the target: the target kind's classifier (a style or an
+    object), or both for a pair, whose label is ``Style+Object``."""
+
+    def __init__(self, classifiers: str, concept) -> None:
+        kinds = ("style", "object") if concept.kind == "pair" else (concept.kind,)
+        self.classifiers = [load_classifier(Path(classifiers) / kind) for kind in kinds]
+        self.label = concept.name
+
+    def predict(self, images) -> list[str]:
+        labels = [clf.predict(images) for clf in self.classifiers]
+        return ["+".join(parts) for parts in zip(*labels, strict=True)]
+
+
 def _add_cost(out: Path, meter: CostMeter) -> None:
     """Add one batch's cost to ``cost.json``: an attack resumed over several invocations adds up."""
     cost = read_json_dict(out / "cost.json") or {"time_s": 0.0, "cpu_time_s": 0.0, "memory_gb": 0.0}
@@ -200,7 +215,7 @@ def _chunk(planned, c, chunk, rows_df, pipe, judge, concept, cfg, sample_kw) -> 
     with CostMeter(pipe.device) as meter:
         x0 = pipe.encode_pil([_open(paths[r.name]) for r in chunk])
         results = attack_rows(
-            pipe, chunk, x0, judge.predict, concept.name, cfg, sample_kw, desc=f"attack {concept} batch {c}"
+            pipe, chunk, x0, judge.predict, judge.label, cfg, sample_kw, desc=f"attack {concept} batch {c}"
         )
     for r in results:
         with atomic_path(image_path(out / "images", r.row.style, r.row.object, r.row.seed)) as tmp:
@@ -240,6 +255,7 @@ def _grid(planned: PlannedAttack, results: list[RowResult], rows_df: pd.DataFram
         after = image_path(planned.out / "images", r.row.style, r.row.object, r.row.seed)
         cells.append([_open(base[r.row.name]), _open(str(answer)), _open(str(after))])
         outcome = f"broken at {r.success_at}" if r.success else "held"
-        labels.append(f"{r.row.style if concept.kind == 'object' else r.row.object}: {outcome}")
+        where = {"style": r.row.object, "object": r.row.style}.get(concept.kind, f"seed {r.row.seed}")
+        labels.append(f"{where}: {outcome}")
     title = f"{planned.run.parent.name} {concept}: attack, seed {first}"
     save_png(image_grid(cells, labels, ["base", "unlearned", "attacked"], title=title), planned.out / "grid.png")

@@ -1,0 +1,76 @@
+"""Finer-scale unlearning tables (UnlearnCanvas FU / FR): one style-object combination forgotten.
+
+    finer.{md,csv}  per method: FU and the three FR parts, mean over the pair targets (and seeds)
+    finer.png       grouped bars per method: FU, FR same style, FR same object, FR rest
+
+The metrics (:func:`evaluators.accuracy.pair_metrics`): for a pair (S, O), FU is the share of the
+(S, O) answer images not read as that combination; FR_style the share of (S, other object) images
+read as their own combination, FR_object the same for (other style, O), FR_rest for every other
+image (benchmark styles; photo excluded). UnlearnCanvas defines FU / FR but never published their
+protocol or numbers in a form we could read: these definitions are ours, and no published row exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.tables import FINER, write_table
+from spare.io import atomic_path
+
+LABELS = {"FU": "FU", "FR_style": "FR same style", "FR_object": "FR same object", "FR_rest": "FR rest"}
+
+
+def finer_table(per_target: pd.DataFrame) -> pd.DataFrame:
+    runs = per_target.dropna(subset=["FU"])
+    rows = []
+    for method, part in runs.groupby("method", sort=False):
+        row = {"method": method, "pairs": part["target"].nunique(), "runs": len(part)}
+        row.update({LABELS[m]: part[m].mean() for m in FINER})
+        row.update({f"{LABELS[m]} sd": part[m].std(ddof=1) if len(part) > 1 else np.nan for m in ("FU",)})
+        row["time s"] = part["time s"].mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def finer_plot(table: pd.DataFrame, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(table)), 4.2))
+    x = np.arange(len(table))
+    w = 0.2
+    for i, m in enumerate(FINER):
+        ax.bar(x + (i - 1.5) * w, table[LABELS[m]], w, label=LABELS[m])
+    ax.set_xticks(x, table["method"], rotation=30)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("%")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_finer(per_target: pd.DataFrame, out: Path, label: str, gaps: str = "") -> dict[str, Path]:
+    """The finer-scale table and plot under ``out`` when the sweep has pair targets; {name: path}."""
+    if "FU" not in per_target or per_target["FU"].isna().all():
+        return {}
+    table = finer_table(per_target)
+    pairs = ", ".join(dict.fromkeys(per_target.dropna(subset=["FU"])["target"]))
+    note = (
+        f"Pairs: {pairs}. FU: share of the pair's answer images not read as that combination (higher: more "
+        "forgotten); FR same style / same object / rest: share of those images read as their own combination "
+        "(higher: better kept). Definitions are the harness's own (benchmarks/finer.py); UnlearnCanvas published "
+        "no FU / FR protocol or numbers we could read, so no published row exists." + (f" {gaps}" if gaps else "")
+    )
+    write_table(table, out / "finer", f"{label}: finer-scale unlearning, mean over the pairs", note)
+    plot = finer_plot(table, out / "finer.png", f"{label}: forgetting a combination, keeping its parts")
+    return {"finer": out / "finer.md", "finer_plot": plot}
