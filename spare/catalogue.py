@@ -184,9 +184,9 @@ class Catalogue:
         """The concept a target is steered towards.
 
         A style's surrogate is the photo style (same object word, as SPARE does on
-        UnlearnCanvas); a pair's is the photo style of the same object. An object's surrogate is ``object_surrogate`` when given, else
-        the catalogue's documented default (``object_surrogates``), else the next object
-        in catalogue order.
+        UnlearnCanvas); a pair's is the photo style of the same object. An object's
+        surrogate is ``object_surrogate`` when given, else the catalogue's documented
+        default (``object_surrogates``), else the next object in catalogue order.
         """
         if target.kind == "style":
             return Concept("style", self.photo)
