@@ -64,6 +64,14 @@ def presets(budget: float, methods: tuple[str, ...]) -> dict[str, Preset]:
             sampling=SamplingConfig(seeds=SEEDS, **FAST_SAMPLING),
             tag="agree-auto",
         ),
+        # the answer sets' settings alone: training as in fp32, sampling as in auto (which side moves the metrics)
+        "answers": Preset(
+            name="speed-agreement-answers",
+            **common,
+            overrides={m: list(FP32) for m in trained},
+            sampling=SamplingConfig(seeds=SEEDS, **FAST_SAMPLING),
+            tag="agree-answers",
+        ),
     }
 
 
@@ -75,17 +83,17 @@ def target_images(target: str, seeds: int) -> int:
     return (len(catalogue.style_classes) if kind == "object" else len(catalogue.objects)) * seeds
 
 
-def compare(frames: dict[str, pd.DataFrame], seeds: int) -> pd.DataFrame:
-    """One row per (method, target): each metric under both configurations, the difference and
+def compare(frames: dict[str, pd.DataFrame], seeds: int, against: str = "auto") -> pd.DataFrame:
+    """One row per (method, target): each metric under fp32 and ``against``, the difference and
     whether they agree (UA within one target image, IRA and CRA within 1 point)."""
     keys = ["method", "target"]
-    fp32, auto = (frames[c].set_index(keys)[list(METRICS)] for c in ("fp32", "auto"))
+    fp32, auto = (frames[c].set_index(keys)[list(METRICS)] for c in ("fp32", against))
     rows = []
     for key in fp32.index.intersection(auto.index):
         row = dict(zip(keys, key, strict=True))
         for metric in METRICS:
             a, b = float(fp32.loc[key, metric]), float(auto.loc[key, metric])
-            row.update({f"{metric} fp32": a, f"{metric} auto": b, f"d{metric}": b - a})
+            row.update({f"{metric} fp32": a, f"{metric} {against}": b, f"d{metric}": b - a})
         one_image = 100 / target_images(row["target"], seeds)
         row["one image"] = one_image
         row["agree"] = bool(
@@ -99,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=1.0, help="every trained method's steps x this (both sides)")
     parser.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    parser.add_argument(
+        "--against",
+        choices=("auto", "answers"),
+        default="auto",
+        help="auto: every faster setting (default); answers: only the answer sets' (training as in fp32)",
+    )
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="results/benchmarks")
     args = parser.parse_args(argv)
@@ -107,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     frames, settings = {}, {}
     for config, preset in presets(args.budget, methods).items():
+        if config not in ("fp32", args.against):
+            continue
         sweep = build_sweep(preset, runs_dir=args.runs)
         print(f"{config}: {len(sweep.jobs)} jobs, answer sets in {sweep.settings.sampling.precision}")
         rc = run_sweep(sweep, results_dir=out / "speed_agreement" / config)
@@ -115,22 +131,27 @@ def main(argv: list[str] | None = None) -> int:
         per_target, base, _ = collect(sweep, sweep.jobs)
         frames[config] = pd.concat([base, per_target], ignore_index=True)
         settings[config] = {"sampling": dataclasses.asdict(sweep.settings.sampling), "overrides": preset.overrides}
-    table = compare(frames, len(SEEDS))
+    table = compare(frames, len(SEEDS), args.against)
+    name = "speed_agreement" if args.against == "auto" else f"speed_agreement_{args.against}"
     cpu = cpu_info()
     agreed = int(table["agree"].sum())
+    what = {
+        "auto": "auto: `optim.precision=auto optim.fused=true`, answer sets in precision auto in micro-batches of 55",
+        "answers": "answers: training as in fp32, answer sets in precision auto in micro-batches of 55",
+    }[args.against]
+    flag = "" if args.against == "auto" else f" --against {args.against}"
     note = (
-        f"`python -m benchmarks.speed_agreement --budget {args.budget}` on {cpu['model']} ({cpu['capability']}, "
+        f"`python -m benchmarks.speed_agreement --budget {args.budget}{flag}` on {cpu['model']} ({cpu['capability']}, "
         f"native bf16: {cpu['native_bf16']}): validation targets, validation answer seeds "
         f"{', '.join(map(str, SEEDS))}. "
         "fp32: `optim.precision=fp32 optim.fused=false`, answer sets in fp32 in micro-batches of 32 (the harness "
-        "as it was); auto: `optim.precision=auto optim.fused=true`, answer sets in precision auto in micro-batches "
-        "of 55 "
-        f"(this machine: answer sets in {settings['auto']['sampling']['precision']}). Agreement: UA within one "
+        f"as it was); {what} "
+        f"(this machine: answer sets in {settings[args.against]['sampling']['precision']}). Agreement: UA within one "
         f"target image, IRA and CRA within 1 point. **{agreed} of {len(table)} rows agree.**"
     )
-    write_table(table, out / "speed_agreement", "fp32 against the faster settings, side by side", note)
+    write_table(table, out / name, f"fp32 against {args.against}, side by side", note)
     write_json(
-        out / "speed_agreement.json",
+        out / f"{name}.json",
         {
             "budget": args.budget,
             "seeds": SEEDS,
@@ -144,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     print(note)
-    print(f"wrote {out / 'speed_agreement.md'}")
+    print(f"wrote {out / name}.md")
     return 0 if agreed == len(table) else 1
 
 

@@ -57,6 +57,10 @@ def test_speed_agreement_by_hand():
     assert both["fp32"].overrides == {"spare": ["optim.precision=fp32", "optim.fused=false"]}  # UCE trains nothing
     assert both["auto"].overrides == {"spare": ["optim.precision=auto", "optim.fused=true"]}
     assert both["auto"].sampling.micro_batch == 55 and both["fp32"].sampling.micro_batch == 32
+    # the answers-only side: training exactly as fp32's, sampling as auto's
+    assert both["answers"].overrides == both["fp32"].overrides and both["answers"].sampling == both["auto"].sampling
+    assert both["answers"].tag == "agree-answers"
+    assert compare({"fp32": fp32, "answers": auto}, seeds=2, against="answers")["agree"].tolist() == [True, False, False]
     assert (
         both["fp32"].targets
         == both["auto"].targets
