@@ -60,7 +60,11 @@ def test_speed_agreement_by_hand():
     # the answers-only side: training exactly as fp32's, sampling as auto's
     assert both["answers"].overrides == both["fp32"].overrides and both["answers"].sampling == both["auto"].sampling
     assert both["answers"].tag == "agree-answers"
-    assert compare({"fp32": fp32, "answers": auto}, seeds=2, against="answers")["agree"].tolist() == [True, False, False]
+    assert compare({"fp32": fp32, "answers": auto}, seeds=2, against="answers")["agree"].tolist() == [
+        True,
+        False,
+        False,
+    ]
     assert (
         both["fp32"].targets
         == both["auto"].targets
