@@ -319,6 +319,16 @@ def cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from spare.stages.export import export_run
+
+    record = export_run(args.run, args.out)
+    print(f"{record['method']} {record['target']}: wrote {', '.join(record['written'])} under {args.out}")
+    if record["lora_skipped"]:
+        print(f"  no LoRA: {record['lora_skipped']}")
+    return 0
+
+
 def cmd_sequential(args: argparse.Namespace) -> int:
     from benchmarks.sequential import SequencePreset, get_sequence_preset, run_sequences
 
@@ -426,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="a finished run folder, e.g. runs/mini/esd/style-Ink_Outline")
     _add_config_args(p, "AttackConfig", "iterations=40 tokens=3")
     p.set_defaults(func=cmd_attack)
+
+    p = sub.add_parser("export", help="a finished run's model for plain diffusers: merged pipeline (+ LoRA)")
+    p.add_argument("--run", required=True, help="a finished run folder")
+    p.add_argument("--out", required=True, help="an empty or new folder (or an earlier export, replaced)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("sequential", help="sequential unlearning (SU / SR): targets removed one after another")
     p.add_argument("--preset", default="mini-sequential", help="a sequence preset (default: mini-sequential)")

@@ -1,12 +1,7 @@
 """The pipeline layer: the tiny pixel pipeline and a Stable-Diffusion-format latent pipeline share one code path."""
 
-import json
-
 import numpy as np
 import pytest
-import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from spare.answers import SamplingConfig, answer_grid, generate_answer_set
 from spare.concepts import get_catalogue
@@ -19,60 +14,6 @@ from spare.pipeline import ModelPathError, T2IPipeline
 from spare.tiny_model import TinyModelConfig, build_tiny_pipeline, build_tokenizer
 
 TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
-
-
-def _clip_tokenizer(folder):
-    """A real CLIPTokenizer with a byte-level vocabulary and no merges, written offline."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    others = [b for b in range(256) if b not in printable]
-    chars = [chr(c) for c in printable] + [chr(256 + i) for i in range(len(others))]  # byte-level BPE alphabet
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
-    folder.mkdir()
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=24)
-
-
-@pytest.fixture
-def sd_folder(tmp_path):
-    """A tiny Stable-Diffusion-format folder with random weights (latent space, VAE, CLIP tokenizer)."""
-    torch.manual_seed(0)
-    tokenizer = _clip_tokenizer(tmp_path / "tok")
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=24,
-        )
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=16,
-    )
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(16, 16),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=16,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
-    pipe = T2IPipeline(unet, text, tokenizer, DDPMScheduler(beta_schedule="scaled_linear"), vae, image_size=16)
-    pipe.save_pretrained(tmp_path / "sd")
-    return tmp_path / "sd"
 
 
 def test_sd_format_latent_pipeline_generates_an_answer_set(sd_folder, tmp_path):

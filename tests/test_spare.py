@@ -303,3 +303,27 @@ def test_fused_calls_predict_what_separate_calls_do(pipe):
         torch.testing.assert_close(f, s, rtol=1e-4, atol=1e-5)
     swapped = predict_many(pipe.unet, calls[::-1], fused=True)  # the split follows the order of the calls
     torch.testing.assert_close(swapped[0], separate[1], rtol=1e-4, atol=1e-5)
+
+
+def test_merging_an_edit_that_is_not_applied_applies_it(pipe):
+    """An edit loaded from disk merges into a bare UNet exactly as an applied one does (export and
+    sequences merge edits they load)."""
+    from spare.methods.edits import WeightEdit
+
+    names = sorted(n for n in lora_modules(pipe.unet) if "attn" in n)[:4]
+    original = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    edit = _trained_edit(pipe, names)
+    edit.apply(pipe.unet)
+    edit.merge(pipe.unet)
+    applied_then_merged = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    pipe.unet.load_state_dict(original)
+    edit.merge(pipe.unet)  # not applied
+    merged = pipe.unet.state_dict()
+    assert any(not torch.equal(merged[k], original[k]) for k in original)
+    assert all(torch.equal(merged[k], applied_then_merged[k]) for k in original)
+    pipe.unet.load_state_dict(original)
+    name = f"{names[0]}.weight"
+    weights = WeightEdit("w", {name: torch.zeros_like(original[name])})
+    weights.merge(pipe.unet)
+    assert pipe.unet.state_dict()[name].abs().max() == 0
+    pipe.unet.load_state_dict(original)

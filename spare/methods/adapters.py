@@ -146,7 +146,10 @@ class AdapterEdit:
 
     @torch.no_grad()
     def merge(self, unet: torch.nn.Module) -> None:
-        """Fold Delta W (masked where masks exist) into the base weights and drop the adapter."""
+        """Fold Delta W (masked where masks exist) into the base weights and drop the adapter
+        (applied first when it is not on ``unet``: merging an edit loaded from disk works too)."""
+        if not any(isinstance(m, BaseTunerLayer) and ADAPTER in m.lora_A for m in unet.modules()):
+            self.apply(unet)
         deltas = {}
         for name, module in unet.named_modules():
             if isinstance(module, BaseTunerLayer) and ADAPTER in module.lora_A:

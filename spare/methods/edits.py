@@ -75,8 +75,9 @@ class WeightEdit:
         self._saved = {}
 
     def merge(self, unet: torch.nn.Module) -> None:
-        """Write the new values for good."""
-        self.apply(unet)
+        """Write the new values for good (applied or not before)."""
+        if not self._saved:
+            self.apply(unet)
         self._saved = {}
 
     @property
