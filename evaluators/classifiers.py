@@ -192,6 +192,25 @@ def load_external_classifier(
     return Classifier(model, classes, input_size, {"kind": kind, "arch": arch, "external": str(weights)})
 
 
+PUBLISHED_ARCH = "vit_large_patch16_224.augreg_in21k"  # UnlearnCanvas's heads: ViT-L/16, 224 px, Normalize(0.5, 0.5)
+
+
+def import_published(
+    catalogue: Catalogue, style: str | Path, obj: str | Path, out: str | Path, *, arch: str = PUBLISHED_ARCH,
+    input_size: int = 224,
+) -> dict[str, Path]:  # fmt: skip
+    """The published UnlearnCanvas classifier checkpoints (``style50.pth``: head Linear(1024, 51) over the
+    benchmark styles and the photo class; ``style50_cls.pth``: Linear(1024, 20) over the objects, both
+    in catalogue order, weights under ``model_state_dict``) as the harness's classifier folders
+    ``<out>/style`` and ``<out>/object`` (``--classifiers <out>``). Loaded with ``weights_only=True``."""
+    written = {}
+    for kind, weights in (("style", style), ("object", obj)):
+        clf = load_external_classifier(arch, weights, class_names(catalogue, kind), kind, input_size)
+        clf.meta.update(arch_kwargs={}, imported_from=str(weights))
+        written[kind] = clf.save(Path(out) / kind)
+    return written
+
+
 # --------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------

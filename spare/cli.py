@@ -214,6 +214,19 @@ def cmd_classifiers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_classifiers(args: argparse.Namespace) -> int:
+    from evaluators.classifiers import import_published, load_classifier
+
+    written = import_published(
+        get_catalogue(args.benchmark), args.style, args.object, args.out, arch=args.arch, input_size=args.input_size
+    )
+    for kind, path in written.items():
+        clf = load_classifier(path)  # read back as every run will
+        print(f"{kind}: {clf.meta['arch']}, {len(clf.classes)} classes, {clf.input_size} px -> {path}")
+    print(f"use it with --classifiers {args.out}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from evaluators.classifiers import load_classifier
     from evaluators.evaluate import evaluate_answers, load_images, read_answer_folder, real_reference
@@ -393,6 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("classifiers", help="train the style and object classifiers (make classifiers)")
     _add_config_args(p, "ClassifiersConfig", "style.epochs=2")
     p.set_defaults(func=cmd_classifiers)
+
+    p = sub.add_parser(
+        "import-classifiers", help="the published UnlearnCanvas .pth classifiers as a --classifiers folder"
+    )
+    p.add_argument("--style", required=True, help="style head checkpoint, e.g. style50.pth")
+    p.add_argument("--object", required=True, help="object head checkpoint, e.g. style50_cls.pth")
+    p.add_argument("--out", required=True, help="folder to write style/ and object/ into")
+    p.add_argument("--benchmark", default="unlearncanvas", help="the catalogue whose class order the heads use")
+    p.add_argument("--arch", default="vit_large_patch16_224.augreg_in21k", help="timm architecture of the heads")
+    p.add_argument("--input-size", type=at_least(1), default=224)
+    p.set_defaults(func=cmd_import_classifiers)
 
     p = sub.add_parser("evaluate", help="score a folder <Style>/<Object>/<seed>.png and write metrics.json")
     _add_benchmark_arg(p)

@@ -85,3 +85,33 @@ def test_too_little_data_is_a_one_line_error_with_the_fix():
     head = ClassifierConfig(arch_kwargs=TINY_ARCH, input_size=32, epochs=1, batch_size=512)
     with pytest.raises(UserError, match=r"110 training images, fewer than one batch of 512; lower style.batch_size"):
         train_classifier(data, data, CANVAS_MINI, "style", head)
+
+
+def test_published_vit_heads_import_as_a_classifiers_folder(tmp_path, capsys):
+    """A ViT in the published UnlearnCanvas format (.pth, weights under model_state_dict, 224 px,
+    Normalize(0.5, 0.5)) becomes a classifiers folder whose predictions are the model's own."""
+    from spare.cli import main
+    from spare.concepts import get_catalogue
+
+    catalogue = get_catalogue("unlearncanvas")
+    torch.manual_seed(0)
+    heads = {}
+    for kind, n in (("style", 51), ("object", 20)):
+        heads[kind] = timm.create_model("vit_tiny_patch16_224", num_classes=n).eval()
+        torch.save({"model_state_dict": heads[kind].state_dict(), "epoch": 3}, tmp_path / f"{kind}.pth")
+    argv = ["import-classifiers", "--style", str(tmp_path / "style.pth"), "--object", str(tmp_path / "object.pth")]
+    assert main([*argv, "--out", str(tmp_path / "clf"), "--arch", "vit_tiny_patch16_224"]) == 0
+    assert "style: vit_tiny_patch16_224, 51 classes, 224 px" in capsys.readouterr().out
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5  # the published transform
+    for kind in ("style", "object"):
+        clf = load_classifier(tmp_path / "clf" / kind)
+        with torch.no_grad():
+            expected = heads[kind](x).argmax(1).tolist()
+        names = list(catalogue.style_classes if kind == "style" else catalogue.objects)
+        assert clf.predict(list(images)) == [names[i] for i in expected]
+    # a head of the wrong size: one line naming the checkpoint and the class count
+    argv[2] = str(tmp_path / "object.pth")
+    assert main([*argv, "--out", str(tmp_path / "bad"), "--arch", "vit_tiny_patch16_224"]) == 2
+    assert "is not a vit_tiny_patch16_224 checkpoint with 51 classes" in capsys.readouterr().err
