@@ -298,6 +298,9 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     settings = RunSettings(
         args.benchmark, model, classifiers, args.data, args.surrogate, args.inception, sampling, tag=args.tag
     )
+    from spare.validate import validate_inputs
+
+    validate_inputs(catalogue, model, classifiers, args.data, [concept], args.surrogate)  # all problems, before work
     result = run_unlearning(args.method, str(concept), cfg, settings, evaluate=not args.no_eval)
     out = run_dir(settings, args.method, concept.slug)
     if args.no_eval:

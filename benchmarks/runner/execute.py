@@ -32,6 +32,7 @@ from spare.run import (
     run_unlearning,
 )
 from spare.stages.attack import attack_run
+from spare.validate import validate_inputs
 from spare.viz import answer_grid_png
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,14 @@ def run_sweep(
     if dry_run:
         if procs.main:
             print_plan(sweep, jobs, procs.world, restorable)
+            if not sweep.missing_paths:  # what a real run would refuse, said now
+                check_paths(sweep)
+                validate_sweep(sweep, jobs)
         return 0
     check_paths(sweep)
+    if procs.main and not tables_only:
+        validate_sweep(sweep, jobs)  # every problem with the inputs at once, before any work
+    procs.barrier()
     preset = sweep.preset
     mirror = WandbMirror(
         wandb_mode, project="spare-unlearncanvas", group=preset.name, root=Path(sweep.settings.runs_dir)
@@ -136,9 +143,13 @@ def run_sweep(
         ran = done() - done_before
         save_sweep_record(sweep, jobs, out, time.perf_counter() - start, procs.world, ran, started=started, **state)
 
+    failed: list[str] = []
+
     def tabulate():  # stage 3, from the metrics files: (per_target, base, missing, paths); no paths when empty
         per_target, base, missing = collect(sweep, jobs)
         missing = missing_runs(missing, jobs)
+        if failed:  # jobs that raised in this invocation: their tracebacks are in the log
+            missing += f" (failed in this invocation: {', '.join(failed)}; see the log)"
         paths = (report or write_all)(per_target, base, out, preset.name, missing) if len(per_target) else {}
         if len(per_target) and preset.attack is not None:
             paths.update(write_robustness(per_target, out, preset.name, gaps_note(missing)))
@@ -153,7 +164,7 @@ def run_sweep(
     try:
         with sigterm_as_interrupt():
             _shared_work(sweep, jobs, mine, procs)
-            failed = _run_jobs(sweep, mine, procs, mirror, checkpoint if procs.main else None)
+            _run_jobs(sweep, mine, procs, mirror, checkpoint if procs.main else None, failed)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from `timeout`, a scheduler or the launcher
         if procs.main:  # its time counts towards the sweep's; the finished jobs stay done
             record(interrupted=True)
@@ -179,6 +190,13 @@ def run_sweep(
     return 1 if failed or missing else 0
 
 
+def validate_sweep(sweep: Sweep, jobs: list[Job]) -> None:
+    """The inputs of every job, checked once (spare.validate): all problems at once, or nothing."""
+    s = sweep.settings
+    targets = [sweep.catalogue.target(t) for t in dict.fromkeys(j.target for j in jobs)]
+    validate_inputs(sweep.catalogue, s.model, s.classifiers, s.data, targets, s.object_surrogate)
+
+
 def _shared_work(sweep: Sweep, jobs: list[Job], mine: list[Job], procs: Processes) -> None:
     """Stage 1, once: base answers split across processes, the real FID features by the main one."""
     if mine and not all(planned_base(t, sweep.base_settings).done() for t in dict.fromkeys(j.target for j in jobs)):
@@ -194,10 +212,12 @@ def _shared_work(sweep: Sweep, jobs: list[Job], mine: list[Job], procs: Processe
         evaluate_base(target, sweep.base_settings)
 
 
-def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirror, checkpoint=None) -> list[str]:
+def _run_jobs(
+    sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirror, checkpoint=None, failed=None
+) -> list[str]:
     """Stage 2: this process's jobs not yet done; returns the labels of those that failed.
     ``checkpoint()`` is called after each job that finishes."""
-    failed = []
+    failed = [] if failed is None else failed  # the caller's list, filled as jobs fail (the tables read it)
     desc = f"sweep {sweep.preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
     bar = tqdm(mine, desc=desc, unit="job")
     for job in bar:
@@ -210,11 +230,17 @@ def _run_jobs(sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirr
             result = run_unlearning(job.method, job.target, sweep.method_config(job), sweep.job_settings(job))
             if sweep.preset.attack is not None:
                 attack_run(planned.out, sweep.preset.attack)
-        except (KeyboardInterrupt, UserError):
+        except KeyboardInterrupt:
             raise
-        except Exception:  # one broken job must not stop the sweep; it is reported at the end
-            log.error("%s failed:\n%s", job.label, traceback.format_exc())
+        except Exception as err:  # one broken job must not stop the sweep; it is reported at the end
+            if isinstance(err, UserError):  # the inputs were validated: this is the job's own problem
+                log.error("%s failed: %s", job.label, err)
+            else:
+                log.error("%s failed:\n%s", job.label, traceback.format_exc())
             failed.append(job.label)
+            if checkpoint:
+                with signals_deferred():
+                    checkpoint()
             continue
         grid = answer_grid_png(
             planned.out / "answers", planned.out / "answers.png", f"{job.method}, {job.target} forgotten"

@@ -37,6 +37,7 @@ from spare.methods.edits import load_edit
 from spare.pipeline import T2IPipeline, default_device
 from spare.provenance import provenance
 from spare.run import RunSettings, base_answers, base_key
+from spare.validate import InputProblems, classifier_problems, model_problems
 from spare.viz import image_grid, save_png
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,9 @@ def attack_run(run: str | Path, cfg: AttackConfig | None = None) -> dict:
     planned = plan_attack(Path(run), config["config_key"], cfg, settings)
     if planned.done():
         return json.loads(planned.metrics_path.read_text())
+    catalogue = get_catalogue(settings.benchmark)
+    if problems := model_problems(settings.model) + classifier_problems(settings.classifiers, catalogue):
+        raise InputProblems(problems)
     with folder_lock(planned.out):
         if planned.done():
             return json.loads(planned.metrics_path.read_text())
