@@ -18,7 +18,7 @@ LAYERS = {"library": 0, "run": 1, "experiments": 2, "cli": 3}
 
 
 def layer(module: str) -> str:
-    if module in ("spare.cli", "spare.__main__"):
+    if module in ("spare.cli", "spare.__main__") or module.startswith("spare.cli."):
         return "cli"
     if module.startswith("benchmarks"):
         return "experiments"
