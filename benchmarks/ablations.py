@@ -22,7 +22,7 @@ import pandas as pd
 from benchmarks.presets import Preset, get_preset
 from benchmarks.tables import COST, gaps_note, integer_columns, write_table
 from spare.errors import UserError
-from spare.io import atomic_path
+from spare.viz import save_figure
 
 ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
 
@@ -153,11 +153,7 @@ def ablation_plot(
     ax.grid(alpha=0.3)
     if not ax.get_legend():
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def reporter(preset: Preset):

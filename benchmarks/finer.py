@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.tables import FINER, write_table
-from spare.io import atomic_path
+from spare.viz import save_figure
 
 LABELS = {"FU": "FU", "FR_style": "FR same style", "FR_object": "FR same object", "FR_rest": "FR rest"}
 
@@ -52,11 +52,7 @@ def finer_plot(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     ax.set_title(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_finer(per_target: pd.DataFrame, out: Path, label: str, gaps: str = "") -> dict[str, Path]:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.tables import write_table
-from spare.io import atomic_path
+from spare.viz import save_figure
 
 # UnlearnCanvas, UA without -> with adversarial prompts (%), (style pair, object pair); read from the
 # paper's figure as re-posted by its first author (../shared/UNLEARNCANVAS.md, section 7); SEOT's
@@ -89,11 +89,7 @@ def robustness_plot(table: pd.DataFrame, path: Path, title: str) -> Path:
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7, loc="lower left")
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_robustness(per_target: pd.DataFrame, out: Path, label: str, gaps: str = "") -> dict[str, Path]:

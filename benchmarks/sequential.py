@@ -26,13 +26,14 @@ from spare.answers import SamplingConfig
 from spare.concepts import get_catalogue
 from spare.config import apply_overrides, to_dict
 from spare.errors import UserError
-from spare.io import atomic_path, write_json
+from spare.io import write_json
 from spare.methods import method_names
 from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS
 from spare.progress import tqdm
 from spare.provenance import cpu_info
 from spare.run import RunSettings
 from spare.stages.sequential import plan_sequence, run_sequence
+from spare.viz import save_figure
 
 # UnlearnCanvas, T1's UA after steps 1..6 and RA after steps 1..6 (%), styles (../shared/UNLEARNCANVAS.md, section 7)
 PUBLISHED_SEQUENCE = {
@@ -144,11 +145,7 @@ def rebound_plot(steps: pd.DataFrame, path: Path, title: str) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="lower left", title="solid: ours; dashed: published", title_fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run_sequences(

@@ -29,7 +29,6 @@ from benchmarks.tables import write_table
 from spare.concepts import get_catalogue
 from spare.config import apply_overrides
 from spare.data import load_benchmark_data, split_for_target
-from spare.io import atomic_path
 from spare.methods import get_method
 from spare.methods.adapters import lora_modules
 from spare.methods.batches import ImageBatches
@@ -37,7 +36,7 @@ from spare.methods.spare_method import localize
 from spare.paths import MINI_BASE_MODEL
 from spare.pipeline import T2IPipeline
 from spare.progress import tqdm
-from spare.viz import answer_grid_png
+from spare.viz import answer_grid_png, save_figure
 
 # The SPARE default that made results/benchmark/mini-full (commit f9e7755), as overrides of today's.
 OLD_DEFAULT = [
@@ -107,11 +106,7 @@ def plot_losses(runs: dict[str, dict], path: Path) -> Path:
     for ax, term in zip(axes, ("forget", "retain"), strict=True):
         ax.set(xlabel="step", ylabel=f"L_{term}", yscale="log", title=f"{term} loss (student vs teacher)")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def collect_runs(runs: Path, tag: str, out: Path) -> dict[str, dict]:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from spare.io import atomic_path, read_json_dict
+from spare.viz import save_figure
 
 ACCURACY = ("UA", "IRA", "CRA")
 FINER = ("FU", "FR_style", "FR_object", "FR_rest")  # finer-scale (pair) targets
@@ -229,11 +230,7 @@ def tradeoff_plot(per_target: pd.DataFrame, path: Path, title: str) -> Path:
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # a sweep of pair targets only has no point here
         ax.legend(fontsize=7, ncol=2, loc="lower left")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def gaps_note(missing: str) -> str:

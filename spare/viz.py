@@ -61,3 +61,15 @@ def answer_grid_png(answers: str | Path, path: str | Path, title: str) -> Path:
     seed = min(int(f.stem) for f in (answers / styles[0] / objects[0]).glob("*.png"))
     cells = [[Image.open(answers / s / o / f"{seed}.png") for o in objects] for s in styles]
     return save_png(image_grid(cells, styles, objects, title=f"{title}, seed {seed}"), path)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """A matplotlib figure as a PNG, laid out tight, written atomically, then closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return path

@@ -36,7 +36,7 @@ from spare.io import atomic_path, config_hash, folder_lock, read_json_dict, writ
 from spare.methods.edits import load_edit
 from spare.pipeline import T2IPipeline, default_device
 from spare.provenance import provenance
-from spare.run import RunSettings, base_answers, base_key
+from spare.run import PlannedRun, RunSettings, base_answers, base_key
 from spare.validate import InputProblems, classifier_problems, model_problems
 from spare.viz import image_grid, save_png
 
@@ -46,27 +46,17 @@ ATTACK = "attack"
 
 
 @dataclass(frozen=True)
-class PlannedAttack:
-    """Where a run's attack lives and its key."""
-
-    run: Path
-    key: str
+class PlannedAttack(PlannedRun):
+    """Where a run's attack lives (``<run>/attack``) and its key."""
 
     @property
-    def out(self) -> Path:
-        return self.run / ATTACK
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.out / "metrics.json"
-
-    def done(self) -> bool:
-        return (read_json_dict(self.metrics_path) or {}).get("config_key") == self.key
+    def run(self) -> Path:
+        return self.out.parent
 
 
 def plan_attack(run: Path, run_key: str, cfg: AttackConfig, settings: RunSettings) -> PlannedAttack:
     key = config_hash({"run": run_key, "attack": hash_view(cfg), "base": base_key(settings)})
-    return PlannedAttack(Path(run), key)
+    return PlannedAttack(Path(run) / ATTACK, {}, key)
 
 
 def finished_run(run: str | Path) -> tuple[dict, dict, RunSettings]:

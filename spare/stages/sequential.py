@@ -48,7 +48,7 @@ from spare.methods.edits import edit_size_bytes, load_edit
 from spare.methods.trainer import resolved_config
 from spare.pipeline import T2IPipeline, default_device
 from spare.provenance import provenance
-from spare.run import RunSettings, load_judges, real_features
+from spare.run import PlannedRun, RunSettings, load_judges, real_features
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +56,11 @@ RULE = "merge"  # how step k's model is made from steps 1..k-1 (see the module d
 
 
 @dataclass(frozen=True)
-class PlannedStep:
-    """One step of a sequence: its position (1-based), target, folder and key."""
+class PlannedStep(PlannedRun):
+    """One step of a sequence: its folder and key, its position (1-based) and target."""
 
-    index: int
-    target: str
-    out: Path
-    key: str
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.out / "metrics.json"
-
-    def done(self) -> bool:
-        return (read_json_dict(self.metrics_path) or {}).get("config_key") == self.key
+    index: int = 0
+    target: str = ""
 
 
 def sequence_dir(settings: RunSettings, method: str, name: str) -> Path:
@@ -102,7 +93,7 @@ def plan_sequence(
             "settings": hash_view(settings),
         }
         previous = config_hash(hashed)
-        steps.append(PlannedStep(k, str(concept), root / f"{k}-{concept.slug}", previous))
+        steps.append(PlannedStep(root / f"{k}-{concept.slug}", hashed, previous, k, str(concept)))
     return steps
 
 
