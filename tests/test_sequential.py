@@ -34,6 +34,9 @@ class ShiftConfig:
 @pytest.fixture(autouse=True)
 def toy_method():
     """A method that adds ``shift`` to the UNet's output bias, recording the bias it started from."""
+    from spare.methods import method_names
+
+    method_names()  # the built-ins registered first, so that the snapshot restores them
     before = dict(registry._METHODS)
 
     @registry.register_method("seq_shift", ShiftConfig, "test: shift the output bias")
