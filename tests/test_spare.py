@@ -327,3 +327,25 @@ def test_merging_an_edit_that_is_not_applied_applies_it(pipe):
     weights.merge(pipe.unet)
     assert pipe.unet.state_dict()[name].abs().max() == 0
     pipe.unet.load_state_dict(original)
+
+
+def test_the_lr_schedule_by_hand():
+    """diffusers' schedules (get_scheduler): the numbers every default (no warmup) trained with before,
+    0.5 (1 + cos(pi s / S)) for cosine and 1 for constant; a warmup rises linearly from 0."""
+    import math
+
+    from spare.methods.trainer import OptimConfig, lr_schedule
+
+    def lrs(**kw):
+        cfg = OptimConfig(lr=1.0, **kw)
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+        sched, out = lr_schedule(opt, cfg), []
+        for _ in range(cfg.steps):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    assert lrs(steps=4, schedule="cosine") == [0.5 * (1 + math.cos(math.pi * s / 4)) for s in range(4)]
+    assert lrs(steps=3, schedule="constant") == [1.0, 1.0, 1.0]
+    assert lrs(steps=4, schedule="constant", warmup_steps=2) == [0.0, 0.5, 1.0, 1.0]

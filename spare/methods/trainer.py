@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -82,13 +81,19 @@ def seconds_per_step(log: list[dict]) -> float:
     return (log[-1]["elapsed_s"] - log[0]["elapsed_s"]) / (log[-1]["step"] - log[0]["step"])
 
 
-def lr_factor(step: int, cfg: OptimConfig) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return 1.0
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return 0.5 * (1 + math.cos(math.pi * progress))
+# OptimConfig.schedule -> diffusers' scheduler name (diffusers.optimization.get_scheduler); its
+# "constant" ignores warmup, "constant_with_warmup" is constant once warmed up
+DIFFUSERS_SCHEDULES = {"cosine": "cosine", "constant": "constant_with_warmup"}
+
+
+def lr_schedule(opt: torch.optim.Optimizer, cfg: OptimConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """diffusers' schedule for ``cfg``: linear warmup from 0 over ``warmup_steps``, then constant or
+    a half cosine to 0 at ``steps``."""
+    from diffusers.optimization import get_scheduler
+
+    return get_scheduler(
+        DIFFUSERS_SCHEDULES[cfg.schedule], opt, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps
+    )
 
 
 def optimise(
@@ -103,7 +108,7 @@ def optimise(
     if not params:
         raise ValueError("nothing to train: the method selected no parameters")
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    sched = lr_schedule(opt, cfg)
     gen = torch.Generator().manual_seed(seed)
     log, start = [], time.perf_counter()
     bar = tqdm(range(cfg.steps), desc=desc, unit="step", leave=False)
