@@ -29,6 +29,7 @@ from benchmarks.runner import build_sweep, check_paths, run_sweep
 from benchmarks.tables import write_table
 from spare.config import apply_overrides, to_dict
 from spare.methods import get_method
+from spare.methods.contract import trains
 from spare.run import run_unlearning
 
 REFERENCE = "spare"
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = get_preset("mini-full")
     sweep = build_sweep(preset, methods=args.methods, targets=args.targets, runs_dir=args.runs)
     check_paths(sweep)
-    trained = [m for m in sweep.methods if hasattr(get_method(m).config_cls(), "optim")]
+    trained = [m for m in sweep.methods if trains(get_method(m).config_cls())]
     if REFERENCE not in trained:
         raise SystemExit(f"equal compute is measured against {REFERENCE!r}: include it in --methods")
     calibrations = [calibrate(sweep, m, sweep.targets[0], args.calib_steps) for m in trained]

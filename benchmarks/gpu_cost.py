@@ -45,6 +45,7 @@ from spare.data import split_for_target
 from spare.data.schema import FEATURES
 from spare.io import write_json
 from spare.methods import get_method, method_names
+from spare.methods.contract import trains
 from spare.methods.trainer import seconds_per_step
 from spare.pipeline import T2IPipeline, default_device
 from spare.provenance import cpu_info, provenance
@@ -152,7 +153,7 @@ def sync(device: torch.device) -> None:
 def measure_method(pipe, name: str, cfg, data, steps: int) -> dict:
     """Set-up seconds, seconds per step and peak memory of one method's ``unlearn``."""
     spec = get_method(name)
-    has_optim = hasattr(cfg, "optim")
+    has_optim = trains(cfg)
     if has_optim:
         cfg = apply_overrides(cfg, [f"optim.steps={steps}"])
     with CostMeter(pipe.device) as cost:
@@ -233,7 +234,7 @@ def project(methods: list[dict], img_s: float, clf_img_s: float) -> tuple[list[d
     for name in sweep.methods:
         jobs = [j for j in sweep.jobs if j.method == name]
         cfg = sweep.method_config(jobs[0])
-        steps = cfg.optim.steps if hasattr(cfg, "optim") else 0
+        steps = cfg.optim.steps if trains(cfg) else 0
         m = by_name[name]
         job_s = m["set-up s"] + steps * m["s/step"] + answers_s
         rows.append(
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.methods or method_names():
         job = next(j for j in sweep.jobs if j.method == name)
         cfg = sweep.method_config(job)
-        if hasattr(cfg, "optim"):
+        if trains(cfg):
             cfg = apply_overrides(cfg, [f"optim.precision={args.precision}"])
         variants = [(name, cfg)]
         if name == "spare":  # the authors' UnlearnCanvas batch: 2 forget + 2 retain

@@ -133,9 +133,10 @@ def method_defaults(preset: Preset, method: str):
     """``method``'s config under ``preset``: its defaults, every step count x ``budget`` and every
     learning rate x ``lr_scale`` (the same factors for all methods)."""
     from spare.methods import get_method
+    from spare.methods.contract import trains
 
     cfg = get_method(method).config_cls()
-    if hasattr(cfg, "optim"):
+    if trains(cfg):
         cfg.optim.steps = max(1, round(cfg.optim.steps * preset.budget))
         cfg.optim.lr = cfg.optim.lr * preset.lr_scale
     return cfg

@@ -30,6 +30,7 @@ from spare.answers import SamplingConfig
 from spare.concepts import get_catalogue
 from spare.io import write_json
 from spare.methods import get_method, method_names
+from spare.methods.contract import trains
 from spare.provenance import cpu_info, provenance
 
 SEEDS = (1000, 1001)  # validation answer seeds
@@ -48,7 +49,7 @@ def presets(budget: float, methods: tuple[str, ...]) -> dict[str, Preset]:
         "methods": methods,
         "budget": budget,
     }
-    trained = [m for m in methods if hasattr(get_method(m).config_cls(), "optim")]
+    trained = [m for m in methods if trains(get_method(m).config_cls())]
     return {
         "fp32": Preset(
             name="speed-agreement-fp32",

@@ -38,6 +38,7 @@ from spare.answers import SamplingConfig
 from spare.config import apply_overrides
 from spare.io import write_json
 from spare.methods import method_names
+from spare.methods.contract import trains
 from spare.methods.trainer import resolved_config, seconds_per_step
 from spare.pipeline import default_device
 from spare.provenance import cpu_info, provenance
@@ -104,8 +105,8 @@ def measure(config: str, target: str, steps: int, seeds: tuple[int, ...], runs_d
     for method in methods:
         job = next(j for j in full.jobs if j.method == method)
         cfg = full.method_config(job)
-        full_steps = cfg.optim.steps if hasattr(cfg, "optim") else 0
-        if hasattr(cfg, "optim"):
+        full_steps = cfg.optim.steps if trains(cfg) else 0
+        if trains(cfg):
             cfg = apply_overrides(cfg, [f"optim.steps={steps}", *overrides])
         cfg = resolved_config(cfg, default_device().type)
         metrics = run_unlearning(method, target, cfg, settings)

@@ -19,18 +19,17 @@ import torch.nn.functional as F
 from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import WeightTraining, anchor_batches, scoped_parameters
 from spare.data import TargetData
-from spare.methods.contract import Unlearned
+from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 
 @dataclass
-class CAConfig:
+class CAConfig(MethodConfig):
     batch_size: int = 4
     optim: OptimConfig = field(
         default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(8e-6), schedule="constant")
     )
-    seed: int = 0
 
 
 @register_method("ca", CAConfig, "CA: target prompt distilled to the anchor prompt on anchor images (k/v only)")

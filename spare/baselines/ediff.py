@@ -17,13 +17,13 @@ from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import WeightTraining, erasediff_objective, scoped_parameters
 from spare.data import TargetData
 from spare.methods.batches import ImageBatches
-from spare.methods.contract import Unlearned
+from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 
 @dataclass
-class EDiffConfig:
+class EDiffConfig(MethodConfig):
     inner_steps: int = 2
     alpha: float = 0.1
     batch_size: int = 4
@@ -31,7 +31,6 @@ class EDiffConfig:
     optim: OptimConfig = field(
         default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(5e-5), schedule="constant")
     )
-    seed: int = 0
 
 
 @register_method("ediff", EDiffConfig, "EraseDiff: bi-level forgetting with a retain objective")

@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import WeightTraining, eps, frozen_copy, partial_sample, scoped_parameters
 from spare.data import TargetData
-from spare.methods.contract import Unlearned
+from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise, predict_many
 
 
 @dataclass
-class ESDConfig:
+class ESDConfig(MethodConfig):
     variant: Literal["x", "u"] = "x"
     eta: float = 1.0  # negative guidance
     batch_size: int = 4
@@ -37,7 +37,6 @@ class ESDConfig:
     optim: OptimConfig = field(
         default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(1e-5), schedule="constant")
     )
-    seed: int = 0
 
 
 @register_method("esd", ESDConfig, "ESD: negative-guidance fine-tuning of cross-attention (x) or the rest (u)")

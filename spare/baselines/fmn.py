@@ -20,18 +20,17 @@ from spare.baselines.common import WeightTraining, scoped_parameters
 from spare.data import TargetData
 from spare.errors import UserError
 from spare.methods.batches import ImageBatches
-from spare.methods.contract import Unlearned
+from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 
 @dataclass
-class FMNConfig:
+class FMNConfig(MethodConfig):
     batch_size: int = 4
     optim: OptimConfig = field(
         default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(1e-5), schedule="constant")
     )
-    seed: int = 0
 
 
 class ConceptAttention(AttnProcessor):

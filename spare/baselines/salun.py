@@ -21,14 +21,14 @@ from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import WeightTraining, forget_towards_pseudo, retain_denoising
 from spare.data import TargetData
 from spare.methods.batches import ImageBatches
-from spare.methods.contract import Unlearned
+from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.registry import register_method
 from spare.methods.saliency import compute_saliency, weight_masks
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 
 @dataclass
-class SalUnConfig:
+class SalUnConfig(MethodConfig):
     keep: float = 0.5  # share of weights the saliency mask keeps (the top ones)
     alpha: float = 1.0
     batch_size: int = 4
@@ -37,7 +37,6 @@ class SalUnConfig:
     optim: OptimConfig = field(
         default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(1e-5), schedule="constant")
     )
-    seed: int = 0
 
 
 @register_method("salun", SalUnConfig, "SalUn: top-half gradient-saliency mask, then masked forgetting fine-tune")

@@ -19,13 +19,13 @@ from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import WeightTraining, erasediff_objective, scoped_parameters
 from spare.data import TargetData
 from spare.methods.batches import ImageBatches
-from spare.methods.contract import Unlearned
+from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise
 
 
 @dataclass
-class SHSConfig:
+class SHSConfig(MethodConfig):
     reinit: float = 0.01
     snip_batches: int = 8
     snip_batch_size: int = 16
@@ -35,7 +35,6 @@ class SHSConfig:
     optim: OptimConfig = field(
         default_factory=lambda: default_optim(steps=scaled_steps(1000), lr=scaled_lr(5e-5), schedule="constant")
     )
-    seed: int = 0
 
 
 def snip_scores(pipe, forget: ImageBatches, params: list[torch.nn.Parameter], batches: int, size: int, seed: int):

@@ -24,7 +24,7 @@ from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import partial_sample
 from spare.data import TargetData
 from spare.methods.adapters import AdapterEdit, adapters_disabled, lora_modules
-from spare.methods.contract import Unlearned
+from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.registry import register_method
 from spare.methods.trainer import OptimConfig, default_optim, optimise, predict_many
 
@@ -34,7 +34,7 @@ TRANSFORMER_LINEAR = re.compile(
 
 
 @dataclass
-class SPMConfig:
+class SPMConfig(MethodConfig):
     rank: int = 1
     alpha: float = 1.0
     guidance: float = 1.0
@@ -43,7 +43,6 @@ class SPMConfig:
     sample_steps: int = 30
     sample_guidance: float = 3.0  # guidance of the partial sampling that produces x_t (as in ESD)
     optim: OptimConfig = field(default_factory=lambda: default_optim(steps=scaled_steps(3000), lr=scaled_lr(1e-4)))
-    seed: int = 0
 
 
 @register_method("spm", SPMConfig, "SPM: rank-1 membranes with an erasing loss and latent anchoring")

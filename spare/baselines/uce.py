@@ -20,18 +20,17 @@ import torch
 
 from spare.baselines.common import scoped_parameters
 from spare.data import TargetData
-from spare.methods.contract import Unlearned
+from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.edits import WeightEdit
 from spare.methods.registry import register_method
 
 
 @dataclass
-class UCEConfig:
+class UCEConfig(MethodConfig):
     lam: float = 0.1
     erase_scale: float = 1.0
     preserve_scale: float = 1.0
     max_preserve_prompts: int = 200
-    seed: int = 0
 
 
 def _token_vectors(pipe, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -65,3 +65,20 @@ class Unlearned:
             "trainable_share": self.trainable_share,
             **self.details,
         }
+
+
+@dataclass
+class MethodConfig:
+    """What every method's config has: the seed of its own randomness (the runner's training seed).
+    A method's config subclasses it and adds its fields; a trained method adds ``optim``
+    (:class:`spare.methods.trainer.OptimConfig`), which the step budget and lr factors scale."""
+
+    seed: int = 0
+
+
+def trains(cfg: Any) -> bool:
+    """Whether a method config trains with the shared optimiser (has an ``optim`` OptimConfig); a
+    plugin's config that does not subclass :class:`MethodConfig` is read the same way."""
+    from spare.methods.trainer import OptimConfig
+
+    return isinstance(getattr(cfg, "optim", None), OptimConfig)

@@ -41,7 +41,7 @@ from spare.data import TargetData
 from spare.data.targets import with_surrogate
 from spare.methods.adapters import AdapterEdit, adapters_disabled, lora_modules
 from spare.methods.batches import ImageBatches
-from spare.methods.contract import Unlearned
+from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.registry import register_method
 from spare.methods.saliency import cached_saliency, module_scores, top_modules, weight_masks
 from spare.methods.timesteps import TimestepConfig, build_sampler
@@ -51,7 +51,7 @@ STEPS = 200  # chosen on the validation targets (ablations/spare_default.yaml)
 
 
 @dataclass
-class SPAREConfig:
+class SPAREConfig(MethodConfig):
     candidates: Literal["attention", "all"] = "attention"  # where adapters may go (spare.methods.adapters)
     localization: Literal["none", "module", "weight"] = "none"  # which candidates get one (see above)
     q: float = 0.5  # kept fraction of candidate modules (module) or of their weights (weight)
@@ -66,7 +66,6 @@ class SPAREConfig:
     saliency_batch_size: int = 16
     optim: OptimConfig = field(default_factory=lambda: default_optim(steps=STEPS, lr=3e-3, weight_decay=1e-2))
     timesteps: TimestepConfig = field(default_factory=lambda: TimestepConfig(mode="uniform"))
-    seed: int = 0
     # "": the benchmark's surrogate (Photo for a style, the catalogue's choice for an object);
     # "empty": the empty prompt; "next": the next concept of the target's kind; or a concept of
     # the target's kind, e.g. "style:Chalkboard" (spare.data.targets.with_surrogate)
