@@ -9,7 +9,7 @@ import torch
 
 from spare.errors import UserError
 from spare.methods.contract import Unlearned
-from spare.methods.trainer import predict_many
+from spare.methods.trainer import denoising_loss, predict_many
 
 SCOPES = ("xattn", "xattn_kv", "non_xattn", "all")
 _XATTN = re.compile(r"\.attn2\.")
@@ -163,16 +163,6 @@ def forget_towards_pseudo(pipe, forget, n: int, gen, T: int) -> torch.Tensor:
     return torch.nn.functional.mse_loss(pipe.predict_noise(x_t, t, emb_f), target)
 
 
-def retain_denoising(pipe, retain, n: int, gen, T: int) -> torch.Tensor:
-    """The plain denoising loss on retained images and prompts."""
-    x0, prompts, _ = retain.sample(n, gen)
-    t = torch.randint(T, (len(x0),), generator=gen)
-    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
-    with torch.no_grad():
-        emb = pipe.encode_prompts(prompts)
-    return torch.nn.functional.mse_loss(pipe.predict_noise(pipe.add_noise(x0, noise, t), t, emb), noise)
-
-
 def erasediff_loss(pipe, params, forget, retain, n: int, gen, T: int, inner_steps: int, inner_lr: float, alpha):
     """EraseDiff's bi-level objective with a first-order hypergradient:
     L_r(theta) + alpha (L_f(theta) - L_f(phi_K)), phi_K = K SGD steps on L_f from theta;
@@ -189,7 +179,7 @@ def erasediff_loss(pipe, params, forget, retain, n: int, gen, T: int, inner_step
         for p, s in zip(params, saved, strict=True):
             p.copy_(s)
     l_f = forget_towards_pseudo(pipe, forget, n, gen, T)
-    l_r = retain_denoising(pipe, retain, n, gen, T)
+    l_r = denoising_loss(pipe, retain, n, gen, T)
     # sum <g_phi, theta> is a constant-gradient term: its gradient is g_phi, subtracted below
     linear = sum((g.detach() * p).sum() for g, p in zip(g_phi, params, strict=True))
     loss = l_r + alpha * (l_f - linear)

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import torch
 
 from spare.baselines import scaled_lr, scaled_steps
-from spare.baselines.common import WeightTraining, forget_towards_pseudo, retain_denoising
+from spare.baselines.common import WeightTraining, forget_towards_pseudo
 from spare.data import TargetData
 from spare.methods.batches import ImageBatches
 from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.registry import register_method
 from spare.methods.saliency import compute_saliency, weight_masks
-from spare.methods.trainer import OptimConfig, default_optim, optimise
+from spare.methods.trainer import OptimConfig, default_optim, denoising_loss, optimise
 
 
 @dataclass
@@ -58,7 +58,7 @@ def unlearn(pipe, data: TargetData, cfg: SalUnConfig) -> Unlearned:
 
     def loss_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         l_f = forget_towards_pseudo(pipe, forget, cfg.batch_size, gen, T)
-        l_r = retain_denoising(pipe, retain, cfg.batch_size, gen, T)
+        l_r = denoising_loss(pipe, retain, cfg.batch_size, gen, T)
         return {"loss": l_f + cfg.alpha * l_r, "forget": l_f.detach(), "retain": l_r.detach()}
 
     run.on_exit(lambda: [h.remove() for h in hooks])

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from spare.baselines import scaled_lr, scaled_steps
 from spare.baselines.common import WeightTraining, erasediff_objective, scoped_parameters
@@ -21,7 +20,7 @@ from spare.data import TargetData
 from spare.methods.batches import ImageBatches
 from spare.methods.contract import MethodConfig, Unlearned
 from spare.methods.registry import register_method
-from spare.methods.trainer import OptimConfig, default_optim, optimise
+from spare.methods.trainer import OptimConfig, default_optim, denoising_loss, optimise
 
 
 @dataclass
@@ -43,12 +42,7 @@ def snip_scores(pipe, forget: ImageBatches, params: list[torch.nn.Parameter], ba
     T = pipe.scheduler.config.num_train_timesteps
     scores = [torch.zeros_like(p) for p in params]
     for _ in range(batches):
-        x0, prompts, _ = forget.sample(size, gen)
-        t = torch.randint(T, (len(x0),), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen).to(x0.device)
-        with torch.no_grad():
-            emb = pipe.encode_prompts(prompts)
-        loss = F.mse_loss(pipe.predict_noise(pipe.add_noise(x0, noise, t), t, emb), noise)
+        loss = denoising_loss(pipe, forget, size, gen, T)
         for s, p, g in zip(scores, params, torch.autograd.grad(loss, params), strict=True):
             s += (p.detach() * g).abs()
     return scores

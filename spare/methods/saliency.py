@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from spare.io import atomic_path, cache_root, config_hash
 from spare.methods.adapters import lora_modules
 from spare.methods.batches import ImageBatches
+from spare.methods.trainer import denoising_loss
 from spare.progress import tqdm
 
 
@@ -51,13 +51,7 @@ def compute_saliency(
     gen = torch.Generator().manual_seed(seed)
     try:
         for _ in tqdm(range(batches), desc="saliency", unit="batch", leave=False):
-            x0, prompts, _ = forget.sample(batch_size, gen)
-            t = torch.randint(pipe.scheduler.config.num_train_timesteps, (len(x0),), generator=gen)
-            noise = torch.randn(x0.shape, generator=gen).to(x0.device)
-            with torch.no_grad():
-                emb = pipe.encode_prompts(prompts)
-            eps = pipe.predict_noise(pipe.add_noise(x0, noise, t), t, emb)
-            loss = F.mse_loss(eps, noise)
+            loss = denoising_loss(pipe, forget, batch_size, gen)
             grads = torch.autograd.grad(loss, list(weights.values()))
             for name, g in zip(weights, grads, strict=True):
                 sal[name] += g.detach().abs().cpu()

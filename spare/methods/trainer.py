@@ -129,3 +129,15 @@ def optimise(
             log.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
     return log
+
+
+def denoising_loss(pipe, batches, n: int, gen: torch.Generator, T: int | None = None) -> torch.Tensor:
+    """The plain denoising loss E || eps_theta(x_t, t, c) - eps ||^2 on ``n`` images and their prompts
+    drawn from ``batches`` (``sample(n, gen) -> (x0, prompts, ...)``), at timesteps below ``T``
+    (default: every training timestep). The draws, in order: the batch, t, the noise."""
+    x0, prompts, _ = batches.sample(n, gen)
+    t = torch.randint(T or pipe.scheduler.config.num_train_timesteps, (len(x0),), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+    with torch.no_grad():
+        emb = pipe.encode_prompts(prompts)
+    return torch.nn.functional.mse_loss(pipe.predict_noise(pipe.add_noise(x0, noise, t), t, emb), noise)
