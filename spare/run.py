@@ -12,7 +12,6 @@ resumes where it stopped.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -71,38 +70,6 @@ class RunSettings:
                 "data": content_fingerprint(self.data, contents=False),  # names and sizes: tens of GB
                 "inception": content_fingerprint(self.inception),
             }
-
-
-PATH_FIELDS = ("model", "classifiers", "data", "inception", "runs_dir")  # RunSettings' paths: hashed as given
-
-
-def relocate(settings: RunSettings, root: str | Path, to: str | Path) -> RunSettings:
-    """``settings`` as a checkout at ``to`` resolves them: each absolute path under ``root`` moved under
-    ``to`` (paths elsewhere, relative paths and hub ids stay). Config keys hash the paths, so this is
-    how a run stored by a checkout elsewhere is recognised (see :func:`checkout_of`)."""
-
-    def move(value: str | None) -> str | None:
-        if not value or not Path(value).is_absolute() or not Path(value).is_relative_to(root):
-            return value
-        return str(Path(to) / Path(value).relative_to(root))
-
-    return dataclasses.replace(settings, **{f: move(getattr(settings, f)) for f in PATH_FIELDS})
-
-
-def checkout_of(stored: dict, settings: RunSettings, root: str | Path) -> Path | None:
-    """The other checkout whose runs ``stored`` (a run's saved settings) belongs to, if any: where one of
-    ``settings``' paths under ``root`` sits in ``stored`` with the part below ``root`` unchanged
-    (``/work/main/models/canvas-mini-base`` there, ``<root>/models/canvas-mini-base`` here)."""
-    for name in PATH_FIELDS:
-        ours, theirs = getattr(settings, name), stored.get(name)
-        if not ours or not isinstance(theirs, str) or not Path(ours).is_absolute():
-            continue
-        if not Path(ours).is_relative_to(root) or Path(ours) == Path(root):
-            continue
-        below, parts = Path(ours).relative_to(root).parts, Path(theirs).parts
-        if len(parts) > len(below) and parts[-len(below) :] == below and Path(*parts[: -len(below)]) != Path(root):
-            return Path(*parts[: -len(below)])
-    return None
 
 
 def run_dir(settings: RunSettings, method: str, target_slug: str) -> Path:

@@ -29,10 +29,9 @@ from benchmarks.runner.plan import (
     check_paths,
     config_value,
     missing_runs,
-    print_plan,
 )
 from benchmarks.runner.processes import Processes
-from benchmarks.runner.record import print_summary, save_sweep_record
+from benchmarks.runner.record import print_plan, print_summary, save_sweep_record
 from benchmarks.runner.restore import restore_finished
 
 __all__ = [

@@ -13,9 +13,9 @@ import pandas as pd
 
 from benchmarks.finer import write_finer
 from benchmarks.robustness import attack_columns, write_robustness
-from benchmarks.runner.plan import Job, Sweep, check_paths, config_value, missing_runs, print_plan
+from benchmarks.runner.plan import Job, Sweep, check_paths, config_value, missing_runs
 from benchmarks.runner.processes import Processes
-from benchmarks.runner.record import print_summary, save_sweep_record
+from benchmarks.runner.record import print_plan, print_summary, save_sweep_record
 from benchmarks.runner.restore import restore_finished
 from benchmarks.runner.signals import signals_deferred, sigterm_as_interrupt, stop_if_signalled
 from benchmarks.tables import gaps_note, per_target_row, read_metrics, write_all

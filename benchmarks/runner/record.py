@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
 
 from benchmarks.presets import Preset
-from benchmarks.runner.plan import Job, Sweep
+from benchmarks.runner.plan import PATH_HELP, Job, Sweep
 from benchmarks.wandb_mirror import WandbMirror
 from spare.config import ConfigError, from_dict, hash_view, to_dict
 from spare.io import config_hash, copy_atomic, write_json
@@ -125,3 +126,43 @@ def print_summary(per_target, base, paths: dict, wall: float, missing: str, mirr
         )
     else:
         print("W&B mirror off")
+
+
+def print_plan(sweep: Sweep, jobs: list[Job], world: int, restorable: Collection[Path] = ()) -> None:
+    """The job list, each job done, to restore (``restorable``: the run folders a ``--restore --dry-run``
+    would fill from stored runs) or to run."""
+    planned = {job: sweep.planned(job) for job in jobs}
+    status = {
+        job: "done"
+        if sweep.job_done(job)
+        else "attack"
+        if run.done()
+        else "restore"
+        if run.out in restorable
+        else "todo"
+        for job, run in planned.items()
+    }
+    done, to_restore, to_attack = (sum(s == kind for s in status.values()) for kind in ("done", "restore", "attack"))
+    p = sweep.preset
+    print(f"preset {p.name}: {p.description}")
+    print(
+        f"  {len(sweep.targets)} targets x {len(sweep.methods)} methods x {len(p.train_seeds)} seeds"
+        + (f" (with {len(p.variants)} variants)" if p.variants else "")
+        + " = "
+        f"{len(sweep.jobs)} jobs"
+        + (f", this slice {len(jobs)}" if len(jobs) != len(sweep.jobs) else "")
+        + f"; {done} done, "
+        + (f"{to_restore} to restore, " if to_restore else "")
+        + (f"{to_attack} to attack, " if to_attack else "")
+        + f"{len(jobs) - done - to_restore - to_attack} to run; steps x{p.budget:g}, lr x{p.lr_scale:g}; answer seeds "
+        + " ".join(map(str, p.sampling.seeds))
+    )
+    for rank in range(world):
+        mine = sweep.shard(jobs, rank, world)
+        if world > 1:
+            print(f"  process {rank}: {len(mine)} jobs")
+        for job in mine:
+            steps = getattr(getattr(sweep.method_config(job), "optim", None), "steps", "-")
+            print(f"    {'[' + status[job] + ']':9s} {job.label:45s} steps {steps!s:>5s}  {planned[job].out}")
+    if sweep.missing_paths:
+        print("  cannot run yet: " + "; ".join(PATH_HELP[k] for k in sweep.missing_paths))

@@ -12,12 +12,38 @@ from benchmarks.runner.plan import Job, Sweep
 from benchmarks.runner.record import STORED, stored_runs
 from spare.io import copy_atomic, read_json_dict, write_json
 from spare.paths import PROJECT_ROOT
-from spare.run import (
-    PATH_FIELDS,
-    PlannedRun,
-    checkout_of,
-    relocate,
-)
+from spare.run import PlannedRun, RunSettings
+
+PATH_FIELDS = ("model", "classifiers", "data", "inception", "runs_dir")  # RunSettings' paths: hashed as given
+
+
+def relocate(settings: RunSettings, root: str | Path, to: str | Path) -> RunSettings:
+    """``settings`` as a checkout at ``to`` resolves them: each absolute path under ``root`` moved under
+    ``to`` (paths elsewhere, relative paths and hub ids stay). Config keys hash the paths, so this is
+    how a run stored by a checkout elsewhere is recognised (see :func:`checkout_of`)."""
+
+    def move(value: str | None) -> str | None:
+        if not value or not Path(value).is_absolute() or not Path(value).is_relative_to(root):
+            return value
+        return str(Path(to) / Path(value).relative_to(root))
+
+    return dataclasses.replace(settings, **{f: move(getattr(settings, f)) for f in PATH_FIELDS})
+
+
+def checkout_of(stored: dict, settings: RunSettings, root: str | Path) -> Path | None:
+    """The other checkout whose runs ``stored`` (a run's saved settings) belongs to, if any: where one of
+    ``settings``' paths under ``root`` sits in ``stored`` with the part below ``root`` unchanged
+    (``/work/main/models/canvas-mini-base`` there, ``<root>/models/canvas-mini-base`` here)."""
+    for name in PATH_FIELDS:
+        ours, theirs = getattr(settings, name), stored.get(name)
+        if not ours or not isinstance(theirs, str) or not Path(ours).is_absolute():
+            continue
+        if not Path(ours).is_relative_to(root) or Path(ours) == Path(root):
+            continue
+        below, parts = Path(ours).relative_to(root).parts, Path(theirs).parts
+        if len(parts) > len(below) and parts[-len(below) :] == below and Path(*parts[: -len(below)]) != Path(root):
+            return Path(*parts[: -len(below)])
+    return None
 
 
 def restore_finished(
@@ -30,7 +56,7 @@ def restore_finished(
 
     Config keys hash the model and classifier paths, which live in the checkout (``root``, by default
     this project's). A run stored by a checkout elsewhere counts when its key is the job's with this
-    checkout's paths moved there (:func:`spare.run.relocate`); it is restored with this checkout's
+    checkout's paths moved there (:func:`relocate`); it is restored with this checkout's
     paths and key, so it is done here from then on.
 
     Returns (the run folders of the jobs restored, or that would be with ``dry_run``, the number of
