@@ -102,6 +102,7 @@ ROBUST = Preset(
     # reported targets (not the validation ones), spread over the catalogue's order
     targets=("style:Ink_Outline", "style:Watercolor_Wash", "object:Star", "object:Arrow"),
     attack=AttackConfig(),
+    results_root="results/robustness",
     # the folders (and so the keys) of mini-full's training seed 0 (every method's default seed is 0):
     # the two sweeps share these runs, whichever runs first, and the attack is the only new work
     tag="seed0",

@@ -37,12 +37,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from spare.config import ConfigError, check_ranges
+from spare.config import HASH_IF_SET, ConfigError, check_ranges
 from spare.pipeline import T2IPipeline
 from spare.progress import tqdm
 
@@ -59,6 +59,9 @@ class AttackConfig:
     check_every: int = 10  # success checked every N iterations and after the last (UnlearnDiffAtk: 1)
     batch_size: int = 64  # rows attacked together (a resumable unit of the stage)
     seed: int = 0
+    # the control: K random embeddings of the start tokens' norms put in front, never optimised,
+    # judged once; a drop in UA under it would come from a longer prompt or the judge, not the attack
+    control: bool = field(default=False, metadata=HASH_IF_SET)
 
     def __post_init__(self) -> None:
         for name in ("tokens", "iterations", "timesteps", "check_every"):
@@ -146,9 +149,30 @@ def frozen(pipe: T2IPipeline) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+def control_prefix(start: torch.Tensor, gens: Sequence[torch.Generator]) -> torch.Tensor:
+    """Random directions with the norms of ``start``'s embeddings (the control's prefix)."""
+    noise = torch.stack([torch.randn(start.shape[1:], generator=g) for g in gens]).to(start)
+    return noise / noise.norm(dim=-1, keepdim=True) * start.norm(dim=-1, keepdim=True)
+
+
+def _control_rows(pipe, rows, judge, target, cfg, sample_kw, gens) -> list[RowResult]:
+    prefix = control_prefix(start_prefix(pipe, cfg, gens), gens).to(pipe.device)
+    prompts = [r.prompt for r in rows]
+    with torch.no_grad():
+        emb = pipe.encode_prompts_with_prefix(prompts, prefix)
+        made = pipe.sample(prompts, [r.seed for r in rows], text_emb=emb, **sample_kw)
+    labels = judge(made)
+    return [
+        RowResult(r, True, 0 if label == target else -1, label, image, p.cpu().clone())
+        for r, label, image, p in zip(rows, labels, made, prefix, strict=True)
+    ]
+
+
 def _attack_rows(pipe, rows, x0, judge, target, cfg, sample_kw, desc) -> list[RowResult]:
     n = len(rows)
     gens = [row_generator(cfg, r) for r in rows]
+    if cfg.control:
+        return _control_rows(pipe, rows, judge, target, cfg, sample_kw, gens)
     prefix = torch.nn.Parameter(start_prefix(pipe, cfg, gens).to(pipe.device))
     optimizer = torch.optim.Adam([prefix], lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = pipe.scheduler.config.num_train_timesteps

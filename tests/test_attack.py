@@ -5,12 +5,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from spare.answers import SamplingConfig
 from spare.attack import AttackConfig, Row, RowResult, attack_rows, summarise
-from spare.config import ConfigError, apply_overrides
+from spare.config import ConfigError, apply_overrides, to_dict
 from spare.data.canvas_mini import CANVAS_MINI
 from spare.errors import UserError
 from spare.methods import get_method
@@ -226,3 +227,107 @@ def test_an_attacked_sweep_adds_the_stage_to_finished_runs_and_tabulates_it(tmp_
     assert row["Rob"] == pytest.approx(attack["Rob"]) and row["UA before attack"] == pytest.approx(attack["UA_before"])
     # the attack reads the same answer images as the run's UA
     assert attack["UA_before"] == pytest.approx(row["UA"])
+
+
+def test_the_attack_leaves_every_weight_bit_identical_and_repeats_with_its_seed(pipe):
+    before = {k: v.clone() for m in (pipe.unet, pipe.text_encoder) for k, v in m.state_dict().items()}
+    r, x0 = rows(2), torch.rand(2, 3, 32, 32) * 2 - 1
+    cfg = AttackConfig(iterations=3, check_every=3, lr=0.05)
+
+    def run(c):
+        return torch.stack([x.prefix for x in attack_rows(pipe, r, x0, lambda im: ["x"] * len(im), "y", c, SAMPLE)])
+
+    first, again = run(cfg), run(cfg)
+    after = {k: v for m in (pipe.unet, pipe.text_encoder) for k, v in m.state_dict().items()}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(first, again)  # same seed, same embeddings
+    assert not torch.allclose(first, run(AttackConfig(iterations=3, check_every=3, lr=0.05, seed=1)))
+
+
+def test_the_budget_is_respected(pipe, monkeypatch):
+    """``iterations`` Adam steps, each at one of ``timesteps`` evenly spaced training timesteps."""
+    seen = []
+    original = pipe.predict_noise
+
+    def spy(x_t, t, emb):
+        if torch.is_grad_enabled():  # the attack's own calls (sampling runs without gradients)
+            seen.append(t.clone())
+        return original(x_t, t, emb)
+
+    monkeypatch.setattr(pipe, "predict_noise", spy)
+    cfg = AttackConfig(iterations=7, check_every=7, timesteps=4)
+    attack_rows(pipe, rows(3), torch.zeros(3, 3, 32, 32), lambda im: ["x"] * len(im), "y", cfg, SAMPLE)
+    assert len(seen) == 7
+    allowed = set(torch.linspace(999, 0, 4).round().long().tolist())
+    assert {int(t) for ts in seen for t in ts} <= allowed == {999, 666, 333, 0}
+
+
+def test_the_control_prefix_is_random_with_the_start_norms_and_never_optimised(pipe):
+    from spare.attack import control_prefix, row_generator, start_prefix
+
+    r = rows(3)
+    cfg = AttackConfig(control=True)
+    gens = [row_generator(cfg, x) for x in r]
+    start = start_prefix(pipe, cfg, gens)
+    expected = control_prefix(start, gens)
+    assert torch.allclose(expected.norm(dim=-1), start.norm(dim=-1), atol=1e-6)
+    assert not torch.allclose(expected, start)
+    out = attack_rows(
+        pipe,
+        r,
+        torch.zeros(3, 3, 32, 32),
+        lambda im: ["Ink_Outline"] + ["x"] * (len(im) - 1),
+        "Ink_Outline",
+        cfg,
+        SAMPLE,
+    )
+    assert torch.allclose(torch.stack([x.prefix for x in out]), expected, atol=1e-6)  # as drawn: no step taken
+    assert [x.success_at for x in out] == [0, -1, -1]
+
+
+def test_a_run_without_answers_or_with_an_unknown_target_is_a_one_line_error(tmp_path, capsys):
+    from spare.cli import main
+
+    run = tmp_path / "run"
+    (run / "edit").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"config_key": "k", "target": "style:Nope", "settings": {}}))
+    (run / "metrics.json").write_text(json.dumps({"config_key": "k"}))
+    assert main(["attack", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "needs config.json, metrics.json, edit/, answers/" in err and err.count("\n") == 1
+    (run / "answers").mkdir()
+    settings = RunSettings(model="m", classifiers="c")
+    (run / "config.json").write_text(
+        json.dumps({"config_key": "k", "target": "style:Nope", "method": "uce", "settings": to_dict(settings)})
+    )
+    assert main(["attack", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown style 'Nope'" in err and err.count("\n") == 1
+
+
+def test_on_the_base_model_the_attack_finds_the_concept_at_once(tmp_path):
+    """Nothing unlearned (an empty edit): the target's images show it without any attack."""
+    from spare.methods.edits import WeightEdit
+    from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS
+
+    settings = RunSettings(
+        model=str(MINI_BASE_MODEL),
+        classifiers=str(MINI_CLASSIFIERS),
+        runs_dir=str(tmp_path / "runs"),
+        sampling=SamplingConfig(seeds=(188,), objects=()),
+    )
+    run = tmp_path / "runs" / "mini" / "none" / "style-Ink_Outline"
+    from spare.answers import generate_answer_set
+    from spare.pipeline import T2IPipeline
+
+    base = T2IPipeline.from_pretrained(MINI_BASE_MODEL)
+    generate_answer_set(base, CANVAS_MINI, settings.sampling, run / "answers")
+    WeightEdit("none", {}).save(run / "edit")
+    config = {"method": "none", "target": "style:Ink_Outline", "settings": to_dict(settings), "config_key": "k"}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "metrics.json").write_text(json.dumps({"config_key": "k"}))
+    result = attack_run(run, AttackConfig(iterations=10, check_every=5))
+    table = pd.read_csv(run / "attack" / "rows.csv")
+    assert result["rows"] == 10 and result["UA_before"] <= 10  # the base model shows its style
+    shown = table[~table["forgotten_before"]]
+    assert len(shown) >= 9 and (shown["success_at"] == 0).all()  # found at once: no attack needed

@@ -43,6 +43,7 @@ from spare.viz import image_grid, save_png
 log = logging.getLogger(__name__)
 
 ATTACK = "attack"
+CONTROL = "attack-control"  # the control (random prefixes, no optimisation) sits beside the attack
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,19 @@ class PlannedAttack(PlannedRun):
 
 def plan_attack(run: Path, run_key: str, cfg: AttackConfig, settings: RunSettings) -> PlannedAttack:
     key = config_hash({"run": run_key, "attack": hash_view(cfg), "base": base_key(settings)})
-    return PlannedAttack(Path(run) / ATTACK, {}, key)
+    return PlannedAttack(Path(run) / (CONTROL if cfg.control else ATTACK), {}, key)
 
 
-def finished_run(run: str | Path) -> tuple[dict, dict, RunSettings]:
-    """A finished run's config, metrics and settings; a folder that is not one is a one-line error."""
+def finished_run(run: str | Path, answers: bool = True) -> tuple[dict, dict, RunSettings]:
+    """A finished run's config, metrics and settings; a folder that is not one is a one-line error
+    (``answers``: the answer set is needed too)."""
     run = Path(run)
     config, metrics = read_json_dict(run / "config.json"), read_json_dict(run / "metrics.json")
-    if config is None or metrics is None or not (run / "edit").is_dir():
+    needs = ["config.json", "metrics.json", "edit/"] + (["answers/"] if answers else [])
+    present = config is not None and metrics is not None and (run / "edit").is_dir()
+    if not present or (answers and not (run / "answers").is_dir()):
         raise UserError(
-            f"{str(run)!r} is not a finished run (it needs config.json, metrics.json and edit/): "
+            f"{str(run)!r} is not a finished run (it needs {', '.join(needs)}): "
             "run `spare unlearn` or `spare benchmark` first"
         )
     if metrics.get("config_key") != config.get("config_key"):
@@ -77,10 +81,11 @@ def attack_run(run: str | Path, cfg: AttackConfig | None = None) -> dict:
     """Attack the finished run in ``run`` (each batch of rows skipped when done); its attack metrics."""
     cfg = cfg or AttackConfig()
     config, _, settings = finished_run(run)
+    catalogue = get_catalogue(settings.benchmark)
+    catalogue.target(config["target"])  # an unknown target: one line, before anything is read
     planned = plan_attack(Path(run), config["config_key"], cfg, settings)
     if planned.done():
         return json.loads(planned.metrics_path.read_text())
-    catalogue = get_catalogue(settings.benchmark)
     if problems := model_problems(settings.model) + classifier_problems(settings.classifiers, catalogue):
         raise InputProblems(problems)
     with folder_lock(planned.out):

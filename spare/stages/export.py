@@ -74,7 +74,7 @@ def export_pipeline(pipe: T2IPipeline, out: Path) -> None:
 def export_run(run: str | Path, out: str | Path) -> dict:
     """Export the finished run in ``run`` to ``out`` (see the module docstring); returns export.json's content."""
     run, out = Path(run), Path(out)
-    config, metrics, settings = finished_run(run)
+    config, metrics, settings = finished_run(run, answers=False)
     if out.exists() and any(out.iterdir()):
         if not (out / "export.json").is_file():
             raise UserError(f"{str(out)!r} exists and is not an earlier export; give an empty or new folder")
