@@ -134,7 +134,11 @@ def _attack(planned: PlannedAttack, cfg: AttackConfig, config: dict, settings: R
             results += _chunk(planned, c, chunk, rows_df, pipe, judge, concept, cfg, sample_kw)
     finally:
         edit.remove(pipe.unet)
-    cost = read_json_dict(out / "cost.json") or {}
+    cost = read_json_dict(out / "cost.json") or {
+        "time_s": 0.0,
+        "cpu_time_s": 0.0,
+        "memory_gb": 0.0,
+    }  # nothing to attack
     order = {r.name: i for i, r in enumerate(rows)}
     results.sort(key=lambda r: order[r.row.name])
     table = pd.DataFrame(
