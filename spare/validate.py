@@ -58,7 +58,8 @@ def _safetensors_problem(path: Path) -> str | None:
         with safe_open(str(path), framework="pt") as f:
             keys = list(f.keys())
         size = path.stat().st_size
-        header = int.from_bytes(path.open("rb").read(8), "little")
+        with path.open("rb") as f:
+            header = int.from_bytes(f.read(8), "little")
         if not keys or size < 8 + header:
             return f"{path}: truncated or empty safetensors file"
     except Exception as err:  # safetensors raises its own kinds

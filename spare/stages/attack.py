@@ -112,6 +112,7 @@ def _attack(planned: PlannedAttack, cfg: AttackConfig, config: dict, settings: R
     shown = [concept.shows(s, o) for s, o in zip(base["style"], base["object"], strict=True)]
     rows_df = base[shown].reset_index(drop=True)
     rows = [Row(r.style, r.object, int(r.seed), r.prompt) for r in rows_df.itertuples()]
+    paths = {row.name: path for row, path in zip(rows, rows_df["path"], strict=True)}  # the base images
     judge = Judge(settings.classifiers, concept)
     answered = [str(image_path(planned.run / "answers", r.style, r.object, r.seed)) for r in rows]
     before = judge.predict(load_images(answered))
@@ -131,7 +132,7 @@ def _attack(planned: PlannedAttack, cfg: AttackConfig, config: dict, settings: R
     try:
         for c, start in enumerate(range(0, len(todo), cfg.batch_size)):
             chunk = [rows[i] for i in todo[start : start + cfg.batch_size]]
-            results += _chunk(planned, c, chunk, rows_df, pipe, judge, concept, cfg, sample_kw)
+            results += _chunk(planned, c, chunk, paths, pipe, judge, concept, cfg, sample_kw)
     finally:
         edit.remove(pipe.unet)
     cost = read_json_dict(out / "cost.json") or {
@@ -156,7 +157,7 @@ def _attack(planned: PlannedAttack, cfg: AttackConfig, config: dict, settings: R
     )
     with atomic_path(out / "rows.csv") as tmp:
         table.to_csv(tmp, index=False)
-    _grid(planned, results, rows_df, concept)
+    _grid(planned, results, paths, concept)
     summary = summarise(results)
     metrics = {
         "method": config["method"],
@@ -202,7 +203,7 @@ def _add_cost(out: Path, meter: CostMeter) -> None:
     write_json(out / "cost.json", cost)
 
 
-def _chunk(planned, c, chunk, rows_df, pipe, judge, concept, cfg, sample_kw) -> list[RowResult]:
+def _chunk(planned, c, chunk, paths, pipe, judge, concept, cfg, sample_kw) -> list[RowResult]:
     """One batch of rows: loaded when done for this key, else attacked and saved."""
     out = planned.out
     record, tensors = out / "chunks" / f"{c}.json", out / "chunks" / f"{c}.safetensors"
@@ -214,7 +215,6 @@ def _chunk(planned, c, chunk, rows_df, pipe, judge, concept, cfg, sample_kw) -> 
             RowResult(r, True, int(s), label, None, prefixes[r.name])
             for r, s, label in zip(chunk, saved["success_at"], saved["labels"], strict=True)
         ]
-    paths = {f"{r.style}/{r.object}/{r.seed}": p for r, p in zip(rows_df.itertuples(), rows_df["path"], strict=True)}
     with CostMeter(pipe.device) as meter:
         x0 = pipe.encode_pil([_open(paths[r.name]) for r in chunk])
         results = attack_rows(
@@ -243,7 +243,7 @@ def _open(path: str) -> Image.Image:
         return img.convert("RGB")
 
 
-def _grid(planned: PlannedAttack, results: list[RowResult], rows_df: pd.DataFrame, concept) -> None:
+def _grid(planned: PlannedAttack, results: list[RowResult], paths: dict[str, str], concept) -> None:
     """Per attacked row of the first seed: the base model's image, the unlearned model's answer and
     the attacked prompt's image (labelled with the iteration of success)."""
     attacked = [r for r in results if r.forgotten_before]
@@ -251,12 +251,11 @@ def _grid(planned: PlannedAttack, results: list[RowResult], rows_df: pd.DataFram
         return
     first = min(r.row.seed for r in attacked)
     shown = [r for r in attacked if r.row.seed == first][:12]
-    base = {f"{r.style}/{r.object}/{r.seed}": p for r, p in zip(rows_df.itertuples(), rows_df["path"], strict=True)}
     cells, labels = [], []
     for r in shown:
         answer = image_path(planned.run / "answers", r.row.style, r.row.object, r.row.seed)
         after = image_path(planned.out / "images", r.row.style, r.row.object, r.row.seed)
-        cells.append([_open(base[r.row.name]), _open(str(answer)), _open(str(after))])
+        cells.append([_open(paths[r.row.name]), _open(str(answer)), _open(str(after))])
         outcome = f"broken at {r.success_at}" if r.success else "held"
         where = {"style": r.row.object, "object": r.row.style}.get(concept.kind, f"seed {r.row.seed}")
         labels.append(f"{where}: {outcome}")
