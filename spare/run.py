@@ -33,7 +33,7 @@ from spare.config import hash_view, to_dict
 from spare.data import load_benchmark_data, load_fid_real_images, split_for_target
 from spare.io import atomic_path, config_hash, content_fingerprint, folder_lock, read_json_dict, write_json
 from spare.methods import get_method
-from spare.methods.contract import Unlearned
+from spare.methods.contract import Unlearned, edited_part
 from spare.methods.edits import edit_size_bytes, load_edit
 from spare.methods.trainer import resolved_config
 from spare.pipeline import T2IPipeline, default_device
@@ -212,14 +212,14 @@ def _run_stages(planned, spec, concept, catalogue, method_cfg, settings: RunSett
         return report
 
     answers_dir = out / "answers"
-    edit.apply(pipe.unet)
+    edit.apply(edited_part(pipe, edit))
     try:
         with clock("answers"):
             grid = generate_answer_set(
                 pipe, catalogue, settings.sampling, answers_dir, desc=f"{method} {concept} answers"
             )
     finally:
-        edit.remove(pipe.unet)
+        edit.remove(edited_part(pipe, edit))
     with clock("score"):
         result = _evaluate(grid, concept, settings, judges)
     gb = 1024**3

@@ -12,6 +12,7 @@ from spare.data import split_for_target
 from spare.data.canvas_mini import CANVAS_MINI, canvas_mini_dataset
 from spare.errors import UserError
 from spare.methods import get_method, method_names
+from spare.methods.contract import edited_part
 from spare.methods.edits import WeightEdit, edit_size_bytes, load_edit
 from spare.pipeline import T2IPipeline
 from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
@@ -32,6 +33,7 @@ MICRO = {
     ],
     "esd": ["optim.steps=20", "batch_size=2", "sample_steps=4", "optim.lr=1e-3"],
     "uce": [],
+    "seot": [],
     "ca": ["optim.steps=20", "optim.lr=1e-3"],
     "salun": ["optim.steps=20", "saliency_batches=1", "saliency_batch_size=4"],
     "ediff": ["optim.steps=10", "optim.lr=1e-3", "alpha=1.0"],
@@ -83,19 +85,23 @@ def test_micro_run_is_targeted_and_its_edit_round_trips(method, pipe, data, tmp_
     cfg = apply_overrides(spec.config_cls(), MICRO[method])
     before_t, before_k = _outputs(pipe, TARGET), _outputs(pipe, KEPT)
     state = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    text_state = {k: v.clone() for k, v in pipe.text_encoder.state_dict().items()}
     unlearned = spec.unlearn(pipe, data, cfg)
     edit, report = unlearned.edit, unlearned.report()
     # unlearning leaves the pipeline as it found it; the change lives in the edit
     assert all(torch.equal(v, pipe.unet.state_dict()[k]) for k, v in state.items())
-    assert report["trainable_params"] == edit.num_parameters > 0
+    assert all(torch.equal(v, pipe.text_encoder.state_dict()[k]) for k, v in text_state.items())
+    assert report["trainable_params"] == edit.num_parameters
+    # a UNet edit has parameters; a prompt edit (SEOT) changes no weight and stores none
+    assert (edit.num_parameters > 0) == (getattr(edit, "component", "unet") == "unet")
 
     edit.save(tmp_path / "edit")
     loaded = load_edit(tmp_path / "edit")
     assert type(loaded) is type(edit) and edit_size_bytes(tmp_path / "edit") > 0
     for e in (edit, loaded):
-        e.apply(pipe.unet)
+        e.apply(edited_part(pipe, e))
         after_t, after_k = _outputs(pipe, TARGET), _outputs(pipe, KEPT)
-        e.remove(pipe.unet)
+        e.remove(edited_part(pipe, e))
         if e is edit:
             first = after_t
         else:

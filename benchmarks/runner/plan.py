@@ -17,6 +17,7 @@ from spare.config import apply_overrides
 from spare.errors import UserError
 from spare.io import config_hash
 from spare.methods import get_method, method_names
+from spare.methods.contract import seeded
 from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS
 from spare.run import (
     PlannedRun,
@@ -182,7 +183,7 @@ def build_sweep(
         for method in methods:
             named = [v for v, o in preset.variants.items() if method in o or "*" in o] or [""]
             for variant in named:
-                for seed in seeds:
+                for seed in seeds if seeded(get_method(method).config_cls) else seeds[:1]:
                     parts = [preset.tag, variant] + ([f"seed{seed}"] if seeds != DEFAULT_SEEDS else [])
                     jobs.append(Job(method, target, seed, "-".join(p for p in parts if p), variant))
     narrowed = methods != whole or resolved != all_targets

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -31,6 +32,9 @@ class UCEConfig(MethodConfig):
     erase_scale: float = 1.0
     preserve_scale: float = 1.0
     max_preserve_prompts: int = 200
+    # closed form: the seed only picks which retained prompts to keep when there are more than
+    # max_preserve_prompts, and a sweep runs it once (at its first training seed)
+    seeded: ClassVar[bool] = False
 
 
 def _token_vectors(pipe, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

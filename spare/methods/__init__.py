@@ -33,6 +33,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "shs": "spare.baselines.shs",
     "spm": "spare.baselines.spm",
     "uce": "spare.baselines.uce",
+    "seot": "spare.baselines.seot",
 }
 PLUGINS_ENV = "SPARE_PLUGINS"  # files of user methods, separated by os.pathsep
 

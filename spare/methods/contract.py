@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
 
 @runtime_checkable
 class Edit(Protocol):
-    """A reversible change of a UNet (LoRA adapters, new weight values): applied for sampling,
-    removed after, merged for good, saved to and loaded from a folder."""
+    """A reversible change of one part of the pipeline (LoRA adapters or new weight values of the
+    UNet; a hook on the text encoder's output): applied for sampling, removed after, merged for
+    good, saved to and loaded from a folder. ``apply`` / ``remove`` / ``merge`` take the part the
+    edit changes, which :func:`edited_part` finds (``component``; the UNet when an edit names none)."""
 
     method: str
     meta: dict
@@ -32,6 +34,12 @@ class Edit(Protocol):
     def merge(self, unet: torch.nn.Module) -> None: ...
 
     def save(self, path: str | Path) -> Path: ...
+
+
+def edited_part(pipe: Any, edit: Edit) -> torch.nn.Module:
+    """The module of ``pipe`` that ``edit`` changes: ``pipe.unet`` unless the edit's class says
+    otherwise with a ``component`` attribute (a prompt edit: ``"text_encoder"``)."""
+    return getattr(pipe, getattr(edit, "component", "unet"))
 
 
 @dataclass
@@ -71,9 +79,17 @@ class Unlearned:
 class MethodConfig:
     """What every method's config has: the seed of its own randomness (the runner's training seed).
     A method's config subclasses it and adds its fields; a trained method adds ``optim``
-    (:class:`spare.methods.trainer.OptimConfig`), which the step budget and lr factors scale."""
+    (:class:`spare.methods.trainer.OptimConfig`), which the step budget and lr factors scale.
+    A method whose result does not depend on the seed (a closed-form or training-free edit) says
+    ``seeded = False``: a sweep over training seeds then runs it once, at the first seed."""
 
     seed: int = 0
+    seeded: ClassVar[bool] = True
+
+
+def seeded(config_cls: type) -> bool:
+    """Whether a method's result depends on its training seed (see :class:`MethodConfig`)."""
+    return getattr(config_cls, "seeded", True)
 
 
 def trains(cfg: Any) -> bool:

@@ -1,6 +1,6 @@
 """Edits that replace UNet weights, and loading any saved edit by its kind.
 
-Two edit kinds share one interface (``apply`` / ``remove`` / ``merge`` / ``save`` /
+Three edit kinds share one interface (``apply`` / ``remove`` / ``merge`` / ``save`` /
 ``load`` / ``num_parameters``), so the runner never asks which one a method returned:
 
 - ``adapter`` (:class:`spare.methods.adapters.AdapterEdit`): LoRA, optionally masked
@@ -8,6 +8,9 @@ Two edit kinds share one interface (``apply`` / ``remove`` / ``merge`` / ``save`
 - ``weights`` (:class:`WeightEdit`): the new values of the parameters a method changed,
   stored whole (ESD, CA, SalUn, FMN, EDiff, SHS fine-tune whole tensors; UCE stores only
   the cross-attention matrices it rewrote). The saved size is what the method must keep.
+- ``prompt`` (:class:`spare.methods.prompt_edit.PromptEdit`): a hook on the text encoder's
+  output that changes no weight (SEOT); it acts on ``pipe.text_encoder``
+  (:func:`spare.methods.contract.edited_part`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from safetensors.torch import load_file, save_file
 from spare.errors import UserError
 from spare.io import atomic_path
 from spare.methods.adapters import AdapterEdit
+from spare.methods.prompt_edit import PromptEdit
 
-EDIT_KINDS = ("adapter", "weights")
+EDIT_KINDS = ("adapter", "weights", "prompt")
 
 
 @dataclass
@@ -103,7 +107,7 @@ class WeightEdit:
         return cls(meta["method"], weights, meta.get("meta", {}))
 
 
-def load_edit(path: str | Path) -> AdapterEdit | WeightEdit:
+def load_edit(path: str | Path) -> AdapterEdit | WeightEdit | PromptEdit:
     """Any saved edit, by the ``kind`` its ``edit.json`` records."""
     path = Path(path)
     meta_file = path / "edit.json"
@@ -117,6 +121,8 @@ def load_edit(path: str | Path) -> AdapterEdit | WeightEdit:
         return AdapterEdit.load(path)
     if kind == "weights":
         return WeightEdit.load(path)
+    if kind == "prompt":
+        return PromptEdit.load(path)
     raise UserError(f"edit folder {str(path)!r} has unknown kind {kind!r}; valid kinds: {', '.join(EDIT_KINDS)}")
 
 

@@ -33,6 +33,7 @@ from spare.concepts import get_catalogue
 from spare.config import from_dict, hash_view, to_dict
 from spare.errors import UserError
 from spare.io import atomic_path, config_hash, folder_lock, read_json_dict, write_json
+from spare.methods.contract import edited_part
 from spare.methods.edits import load_edit
 from spare.pipeline import T2IPipeline, default_device
 from spare.provenance import provenance
@@ -128,13 +129,13 @@ def _attack(planned: PlannedAttack, cfg: AttackConfig, config: dict, settings: R
     for i, label in enumerate(before):
         if label == judge.label:  # not forgotten: shown without an attack
             results.append(RowResult(rows[i], False, 0, label, None, None))
-    edit.apply(pipe.unet)
+    edit.apply(edited_part(pipe, edit))
     try:
         for c, start in enumerate(range(0, len(todo), cfg.batch_size)):
             chunk = [rows[i] for i in todo[start : start + cfg.batch_size]]
             results += _chunk(planned, c, chunk, paths, pipe, judge, concept, cfg, sample_kw)
     finally:
-        edit.remove(pipe.unet)
+        edit.remove(edited_part(pipe, edit))
     cost = read_json_dict(out / "cost.json") or {
         "time_s": 0.0,
         "cpu_time_s": 0.0,

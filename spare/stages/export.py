@@ -80,6 +80,11 @@ def export_run(run: str | Path, out: str | Path) -> dict:
             raise UserError(f"{str(out)!r} exists and is not an earlier export; give an empty or new folder")
         shutil.rmtree(out)
     edit = load_edit(run / "edit")
+    if getattr(edit, "component", "unet") != "unet":
+        raise UserError(
+            f"{config['method']} edits the prompt's text embedding at inference ({edit.component}), not the"
+            " UNet's weights: there is no merged model to export; load the run's edit with the harness instead"
+        )
     written, skipped = [], None
     if isinstance(edit, AdapterEdit) and not edit.masks:
         with atomic_path(out / "lora" / LORA_FILE) as tmp:

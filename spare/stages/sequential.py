@@ -43,7 +43,7 @@ from spare.data import load_benchmark_data, split_for_target
 from spare.errors import UserError
 from spare.io import config_hash, folder_lock, read_json_dict, write_json
 from spare.methods import get_method
-from spare.methods.contract import Unlearned
+from spare.methods.contract import Unlearned, edited_part
 from spare.methods.edits import edit_size_bytes, load_edit
 from spare.methods.trainer import resolved_config
 from spare.pipeline import T2IPipeline, default_device
@@ -142,7 +142,8 @@ def run_sequence(
                 result = json.loads(step.metrics_path.read_text())
             else:
                 result = _step(step, spec, pipe, dataset, removed, catalogue, method_cfg, settings, judges, real)
-        load_edit(step.out / "edit").merge(pipe.unet)  # the next step starts from this model
+        earlier = load_edit(step.out / "edit")
+        earlier.merge(edited_part(pipe, earlier))  # the next step starts from this model
         results.append(result)
     return results
 
@@ -183,13 +184,13 @@ def _step(step: PlannedStep, spec, pipe, dataset, removed, catalogue, method_cfg
             "storage_bytes": edit_size_bytes(out / "edit"),
         }
         write_json(out / "report.json", report)
-    edit.apply(pipe.unet)
+    edit.apply(edited_part(pipe, edit))
     try:
         grid = generate_answer_set(
             pipe, catalogue, settings.sampling, out / "answers", desc=f"{spec.name} step {step.index} answers"
         )
     finally:
-        edit.remove(pipe.unet)
+        edit.remove(edited_part(pipe, edit))
     style_clf, object_clf, extractor = judges
     scored = evaluate_answers(
         grid, load_images(list(grid["path"])), catalogue, style_clf, object_clf, real=real, extractor=extractor
