@@ -2,7 +2,11 @@
 
     per_target   one row per (method, target): UA, IRA, CRA, FID, time, memory, storage
     summary      the UnlearnCanvas format: per method, Style UA/IRA/CRA and Object UA/IRA/CRA
-                 as mean ± std over the targets of each kind, FID, time, memory, storage
+                 as mean ± std over the targets of each kind [95% bootstrap interval over the
+                 targets and the images within each, :mod:`benchmarks.uncertainty`], FID, time,
+                 memory, storage
+    paired       SPARE against each baseline: the difference per metric and kind over shared
+                 targets, its 95% interval and better / worse / tie
     summary_reported  the same without the world's validation targets (rows marked ``validation``),
                  when the sweep has both kinds
     published    our summary rows beside the published UnlearnCanvas Table 2 rows, labelled
@@ -20,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.uncertainty import bootstrap_interval, paired_table
 from spare.io import atomic_path, read_json_dict
 from spare.viz import save_figure
 
@@ -127,30 +132,37 @@ def seed_spread(per_target: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary(per_target: pd.DataFrame) -> pd.DataFrame:
+def summary(per_target: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
     """UnlearnCanvas format: per method, mean ± std over targets of each kind (strings "m ± s");
-    a target run with several training seeds counts once, with its mean over the seeds."""
+    a target run with several training seeds counts once, with its mean over the seeds. With
+    ``intervals``, the accuracy and FID cells add their 95% bootstrap interval "[lo, hi]" over the
+    targets and each run's images (:func:`benchmarks.uncertainty.bootstrap_interval`)."""
     rows = []
-    for method, runs in seed_means(per_target).groupby("method", sort=False):
+    means = seed_means(per_target)
+    for method, runs in means.groupby("method", sort=False):
+        every = per_target[per_target["method"] == method]  # one row per run, for the bootstrap
         row = {"method": method}
         for kind, label in (("style", "Style"), ("object", "Object")):
             part = runs[runs["kind"] == kind]
             for m in ACCURACY:
-                row[f"{label} {m}"] = _mean_std(part[m])
+                row[f"{label} {m}"] = _mean_std(part[m], every[every["kind"] == kind] if intervals else None, m)
             row[f"{label} targets"] = len(part)
-        for col in ("FID", *COST):
+        row["FID"] = _mean_std(runs["FID"], every if intervals else None, "FID")
+        for col in COST:
             row[col] = _mean_std(runs[col])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _mean_std(values: pd.Series) -> str:
+def _mean_std(values: pd.Series, runs: pd.DataFrame | None = None, metric: str = "") -> str:
     values = values.dropna().astype(float)
     if values.empty:
         return "-"
-    if len(values) == 1:
-        return _fmt(values.iloc[0])
-    return f"{_fmt(values.mean())} ± {_fmt(values.std(ddof=1))}"
+    cell = _fmt(values.iloc[0]) if len(values) == 1 else f"{_fmt(values.mean())} ± {_fmt(values.std(ddof=1))}"
+    if runs is not None:
+        lo, hi = bootstrap_interval(runs, metric)
+        cell += f" [{_fmt(lo)}, {_fmt(hi)}]"
+    return cell
 
 
 def _fmt(v: float) -> str:
@@ -234,6 +246,17 @@ def tradeoff_plot(per_target: pd.DataFrame, path: Path, title: str) -> Path:
     return save_figure(fig, path)
 
 
+INTERVAL_NOTE = (
+    "[lo, hi]: 95% bootstrap interval of the mean (2000 resamples, seed 0): targets drawn with "
+    "replacement, and each run's answer images redrawn with replacement (accuracies; FID over targets only)."
+)
+PAIRED_NOTE = (
+    "difference = SPARE minus the baseline, mean over the shared targets (each method's mean over its own "
+    "training seeds); [low, high]: 95% bootstrap interval (targets and each run's images redrawn). better / "
+    "worse: the whole interval on SPARE's better / worse side (FID: lower is better); else tie."
+)
+
+
 def gaps_note(missing: str) -> str:
     """The tables' line on the runs without metrics (``missing``: the runner's ``missing_runs``)."""
     return f"Missing runs (not filled in), {missing}" if missing else ""
@@ -249,7 +272,10 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
     write_table(table, out / "per_target", f"{label}: every run (from runs/*/metrics.json)", gaps)
     paths["per_target"] = out / "per_target.md"
     write_table(
-        summary(per_target), out / "summary", f"{label}: UnlearnCanvas-format summary, mean ± std over targets", gaps
+        summary(per_target),
+        out / "summary",
+        f"{label}: UnlearnCanvas-format summary, mean ± std over targets [95% bootstrap interval]",
+        "\n\n".join(filter(None, [gaps, INTERVAL_NOTE])),
     )
     paths["summary"] = out / "summary.md"
     marked = per_target["validation"].astype(bool) if "validation" in per_target else None
@@ -259,9 +285,19 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
             summary(per_target[~marked]),
             out / "summary_reported",
             f"{label}: the summary without the validation targets, mean ± std over the other targets",
-            f"Left out: {names}, the targets the methods' default steps and lr were chosen on.",
+            f"Left out: {names}, the targets the methods' default steps and lr were chosen on. {INTERVAL_NOTE}",
         )
         paths["summary_reported"] = out / "summary_reported.md"
+    reported = per_target[~marked] if marked is not None and not marked.all() else per_target
+    paired = paired_table(reported)
+    if len(paired):
+        write_table(
+            paired,
+            out / "paired",
+            f"{label}: SPARE against each baseline, over the targets both ran",
+            PAIRED_NOTE + (" Validation targets left out." if reported is not per_target else ""),
+        )
+        paths["paired"] = out / "paired.md"
     note = (
         "Different world, same protocol: our rows are canvas-mini (32x32 renders, a 1.4M-parameter "
         "pixel-space model, our classifiers, FID on classifier features), the published rows Stable "

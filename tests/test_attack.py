@@ -186,7 +186,7 @@ def test_mini_robust_attacks_the_runs_of_mini_full_seed_0(tmp_path):
     robust = build_sweep(get_preset("mini-robust"), runs_dir=str(tmp_path))
     full = build_sweep(get_preset("mini-full"), runs_dir=str(tmp_path))
     seed0 = {(j.method, j.target): full.planned(j) for j in full.jobs if j.seed == 0}
-    assert len(robust.jobs) == 4 * 9 and robust.preset.attack == AttackConfig()
+    assert len(robust.jobs) == 4 * 10 and robust.preset.attack == AttackConfig()
     for job in robust.jobs:
         assert robust.planned(job) == seed0[(job.method, job.target)]  # same folder, same key
     assert not set(robust.targets) & set(CANVAS_MINI.validation_targets)

@@ -58,7 +58,8 @@ def test_bad_input_is_one_line_naming_the_valid_choices(argv, needle, capsys, tm
 
 def test_presets_expand_into_their_job_lists(tmp_path):
     full = build_sweep(get_preset("mini-full"), runs_dir=str(tmp_path))
-    assert len(full.jobs) == 20 * 9 * 3 and full.jobs[0].method == "spare"
+    # 8 trained methods x 3 training seeds; UCE and SEOT (no randomness) once
+    assert len(full.jobs) == 20 * (8 * 3 + 2) and full.jobs[0].method == "spare"
     assert [(j.seed, j.tag) for j in full.jobs[:3]] == [(0, "seed0"), (1, "seed1"), (2, "seed2")]
     assert full.targets[:2] == ("style:Ink_Outline", "style:Pencil_Hatch") and full.targets[-1] == "object:Bolt"
     shards = [full.shard(full.jobs, r, 3) for r in range(3)]
@@ -66,13 +67,13 @@ def test_presets_expand_into_their_job_lists(tmp_path):
     assert not {j.target for j in shards[0]} & {j.target for j in shards[1]}  # whole targets per process
 
     quick = build_sweep(get_preset("mini-quick"), runs_dir=str(tmp_path))
-    assert len(quick.jobs) == 2 * 9 and {j.tag for j in quick.jobs} == {"quick"}
+    assert len(quick.jobs) == 2 * 10 and {j.tag for j in quick.jobs} == {"quick"}
     spare_job = next(j for j in quick.jobs if j.method == "spare")
     assert quick.method_config(spare_job).optim.steps == 40  # 200 x 0.2
     assert quick.settings.sampling.seeds == (188,)
 
     uc = build_sweep(get_preset("unlearncanvas"), runs_dir=str(tmp_path))
-    assert len(uc.jobs) == 70 * 9 and uc.settings.sampling.steps == 100 and uc.settings.sampling.sampler == "ddim"
+    assert len(uc.jobs) == 70 * 10 and uc.settings.sampling.steps == 100 and uc.settings.sampling.sampler == "ddim"
     assert uc.settings.sampling.seeds == (188, 288, 588, 688, 888)
     by_method = {j.method: uc.method_config(j) for j in uc.jobs[:9]}
     assert by_method["spare"].optim.lr == pytest.approx(1e-4)  # the authors' learning rate
@@ -106,11 +107,16 @@ def test_summary_is_mean_and_sample_std_over_targets():
         {"method": "m", "target": "object:C", "kind": "object", "UA": 50.0, "IRA": 60.0, "CRA": 70.0},
     ]
     frame = pd.DataFrame(rows).assign(**{"FID": [1.0, 2.0, 3.0], "time s": 10.0, "memory GB": 1.0, "storage MB": 2.0})
-    row = tables.summary(frame).iloc[0]
+    row = tables.summary(frame, intervals=False).iloc[0]
     # by hand: mean(100, 80) = 90, sample std = sqrt(((10)^2 + (10)^2) / 1) = 14.14
     assert row["Style UA"] == "90.00 ± 14.14" and row["Style IRA"] == "80.00 ± 14.14"
     assert row["Style CRA"] == "80.00 ± 0.00" and row["Object UA"] == "50.00" and row["Style targets"] == 2
     assert row["FID"] == "2.00 ± 1.00"
+    # with intervals (no image counts: targets only): two targets give [the lower, the higher]; FID over
+    # three targets: all three draws the same target has probability 1/27 > 2.5%, so [1, 3]
+    row = tables.summary(frame).iloc[0]
+    assert row["Style UA"] == "90.00 ± 14.14 [80.00, 100.00]" and row["Object UA"] == "50.00 [50.00, 50.00]"
+    assert row["FID"] == "2.00 ± 1.00 [1.00, 3.00]" and row["time s"] == "10.00 ± 0.00"
     side = tables.published_side_by_side(frame.assign(method="esd"), "mini")
     assert list(side["source"]) == ["ours (mini)", "published (UnlearnCanvas, SD-1.5)"]
     assert side.iloc[1]["Style UA"] == 98.58 and side.iloc[1]["storage MB"] == pytest.approx(4.3 * 1024)
@@ -144,7 +150,9 @@ def test_summary_reported_leaves_out_the_validation_targets(tmp_path):
     assert pd.read_csv(tmp_path / "summary.csv").iloc[0]["Style UA"].startswith("66.67 ± ")
     reported = pd.read_csv(tmp_path / "summary_reported.csv").iloc[0]
     assert (
-        reported["Style UA"] == "90.00 ± 14.14" and reported["Style targets"] == 2 and reported["FID"] == "1.50 ± 0.71"
+        reported["Style UA"] == "90.00 ± 14.14 [80.00, 100.00]"
+        and reported["Style targets"] == 2
+        and reported["FID"] == "1.50 ± 0.71 [1.00, 2.00]"
     )
     assert "Left out: style:V" in paths["summary_reported"].read_text()
     tables.write_all(frame.assign(validation=False), pd.DataFrame(), tmp_path / "none", "t", [])
@@ -475,9 +483,9 @@ def test_missing_runs_are_counted_and_grouped_by_target(tmp_path):
     sweep = build_sweep(one_seed, targets=["style:Chalkboard", "object:Star"], runs_dir=str(tmp_path))
     star = [j for j in sweep.jobs if j.target == "object:Star"]
     gone = [j for j in sweep.jobs if j.target == "style:Chalkboard" and j.method in ("fmn", "uce")] + star
-    # by hand: 2 + 9 of 18 jobs; every Star job is missing, Chalkboard only fmn and uce
-    assert missing_runs(gone, sweep.jobs) == "11 of 18: style:Chalkboard: fmn, uce; object:Star: all 9"
-    assert missing_runs(star[:1], sweep.jobs) == "1 of 18: object:Star: spare"
+    # by hand: 2 + 10 of 20 jobs; every Star job is missing, Chalkboard only fmn and uce
+    assert missing_runs(gone, sweep.jobs) == "12 of 20: style:Chalkboard: fmn, uce; object:Star: all 10"
+    assert missing_runs(star[:1], sweep.jobs) == "1 of 20: object:Star: spare"
     assert missing_runs([], sweep.jobs) == ""
 
 
@@ -509,7 +517,7 @@ def test_sweep_record_keeps_every_invocations_wall_time(tmp_path):
     save_sweep_record(sweep, sweep.jobs, tmp_path, 1.0, 1, 0)  # a resume that found everything done
     record = json.loads((tmp_path / "sweep.json").read_text())
     assert [(i["wall_time_s"], i["jobs_run"]) for i in record["invocations"]] == [(1643.0, 18), (1.0, 0)]
-    assert record["total_wall_time_s"] == 1644.0 and len(record["jobs"]) == 18
+    assert record["total_wall_time_s"] == 1644.0 and len(record["jobs"]) == 20
     # one invocation's entries (after each job, then its last) replace each other; the others stay
     for wall, ran, unfinished in ((300.0, 1, True), (650.0, 2, True), (700.0, 2, False)):
         save_sweep_record(sweep, sweep.jobs, tmp_path, wall, 1, ran, started="t0", unfinished=unfinished)
@@ -521,7 +529,7 @@ def test_sweep_record_keeps_every_invocations_wall_time(tmp_path):
     save_sweep_record(smaller, smaller.jobs, tmp_path, 700.0, 1, 9)
     record = json.loads((tmp_path / "sweep.json").read_text())
     assert [(i["wall_time_s"], i["jobs_run"]) for i in record["invocations"]] == [(700.0, 9)]
-    assert record["total_wall_time_s"] == 700.0 and len(record["jobs"]) == 9
+    assert record["total_wall_time_s"] == 700.0 and len(record["jobs"]) == 10
     # records without plan keys, written before or after the sampling option `precision` existed:
     # at its default (fp32) they are the same plan; mini-quick's own "auto" dropped is a new plan
     full = build_sweep(get_preset("mini-full"), targets=["object:Star"], runs_dir=str(tmp_path / "runs"))

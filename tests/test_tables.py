@@ -17,7 +17,10 @@ def _runs() -> pd.DataFrame:
 
 def test_summary_counts_each_target_once_with_its_mean_over_seeds():
     # per-target means 95 and 70: mean 82.5, sample std over the two targets sqrt(2 * 12.5^2) = 17.68
-    assert summary(_runs()).loc[0, "Style UA"] == "82.50 ± 17.68"
+    # without image counts the interval resamples the two targets only: means 95, 82.5 or 70
+    # (probabilities 1/4, 1/2, 1/4), so the 2.5th and 97.5th percentiles are 70 and 95
+    assert summary(_runs()).loc[0, "Style UA"] == "82.50 ± 17.68 [70.00, 95.00]"
+    assert summary(_runs(), intervals=False).loc[0, "Style UA"] == "82.50 ± 17.68"
     assert summary(_runs()).loc[0, "Style targets"] == 2
 
 

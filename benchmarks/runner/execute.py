@@ -19,6 +19,7 @@ from benchmarks.runner.record import print_plan, print_summary, save_sweep_recor
 from benchmarks.runner.restore import restore_finished
 from benchmarks.runner.signals import signals_deferred, sigterm_as_interrupt, stop_if_signalled
 from benchmarks.tables import gaps_note, per_target_row, read_metrics, write_all
+from benchmarks.uncertainty import image_counts
 from benchmarks.wandb_mirror import WandbMirror
 from spare.config import to_dict
 from spare.errors import UserError
@@ -52,6 +53,7 @@ def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, 
             missing.append(job)
             continue
         row = per_target_row(result, job.method, job.target)
+        row.update(image_counts(result, job.target, len(sweep.catalogue.styles)))
         row["seed"] = job.seed
         attack = sweep.planned_attack(job)
         if attack is not None:
