@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help venv benchmark benchmark-sharded test test-slow lint preview data classifiers base-model spare-results baseline-runs equal-compute ablation clean
+.PHONY: help venv benchmark benchmark-sharded test test-slow lint preview data classifiers base-model spare-results baseline-runs equal-compute tuning ablation clean
 
 help:
 	@echo "make benchmark   run the benchmark on the embedded canvas-mini world"
@@ -77,6 +77,10 @@ baseline-runs: $(STAMP)
 # The second baseline table: every method given SPARE's training wall time (calibrated here).
 equal-compute: $(STAMP)
 	$(BIN)/python -m benchmarks.equal_compute $(ARGS)
+
+# The tuning grid (ablations/tuning.yaml, resumable) and each method's chosen point: results/tuning/.
+tuning: $(STAMP)
+	$(BIN)/spare ablation tuning $(ARGS)
 
 # One ablation of ablations/<NAME>.yaml (resumable), tables and plot in results/ablations/<NAME>.
 ablation: $(STAMP)

@@ -62,6 +62,9 @@ class Preset:
     # None: off. Its results sit in <run>/attack/ under their own key: turning it on never reruns a job.
     attack: AttackConfig | None = None
     results_root: str = "results/benchmark"  # tables in <results_root>/<name> (unless --results says otherwise)
+    # a tuning choice (method -> overrides, written by `make tuning`) applied on top of
+    # each method's default, before ``overrides``; "": none. Not there yet: every method at its default.
+    tuned: str = ""
     x: str = ""  # ablation plots: the config key on the x axis, e.g. "q" or "optim.steps"
     series: str = ""  # ablation plots: the config key that separates curves, e.g. "timesteps.mode"
 
@@ -76,11 +79,14 @@ QUICK = Preset(
     tag="quick",
 )
 
+TUNED = "results/tuning/chosen.yaml"  # the tuning protocol's choice (benchmarks/tuning.py)
+
 FULL = Preset(
     name="mini-full",
-    description="every canvas-mini target x every method at the methods' defaults x training seeds 0, 1, 2;"
+    description="every canvas-mini target x every method at the methods' tuned defaults x training seeds 0, 1, 2;"
     " answer seeds 188..888",
     train_seeds=(0, 1, 2),
+    tuned=TUNED,
 )
 
 UNLEARNCANVAS = Preset(
@@ -103,6 +109,7 @@ ROBUST = Preset(
     targets=("style:Ink_Outline", "style:Watercolor_Wash", "object:Star", "object:Arrow"),
     attack=AttackConfig(),
     results_root="results/robustness",
+    tuned=TUNED,
     # the folders (and so the keys) of mini-full's training seed 0 (every method's default seed is 0):
     # the two sweeps share these runs, whichever runs first, and the attack is the only new work
     tag="seed0",
@@ -115,6 +122,7 @@ FINER = Preset(
     # reported styles and objects only (not the validation Pop_Halftone, Crescent), no two pairs sharing a part
     targets=("pair:Ink_Outline+Star", "pair:Watercolor_Wash+Arrow", "pair:Neon_Stripes+Heart"),
     results_root="results/finer",
+    tuned=TUNED,
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (QUICK, FULL, ROBUST, FINER, UNLEARNCANVAS)}
@@ -132,7 +140,9 @@ def world_preset(benchmark: str) -> Preset:
 
 def method_defaults(preset: Preset, method: str):
     """``method``'s config under ``preset``: its defaults, every step count x ``budget`` and every
-    learning rate x ``lr_scale`` (the same factors for all methods)."""
+    learning rate x ``lr_scale`` (the same factors for all methods), then the preset's tuning
+    choice for it (``tuned``, when made)."""
+    from spare.config import apply_overrides
     from spare.methods import get_method
     from spare.methods.contract import trains
 
@@ -140,7 +150,20 @@ def method_defaults(preset: Preset, method: str):
     if trains(cfg):
         cfg.optim.steps = max(1, round(cfg.optim.steps * preset.budget))
         cfg.optim.lr = cfg.optim.lr * preset.lr_scale
-    return cfg
+    tuned = load_tuned(preset.tuned) if preset.tuned else None
+    return apply_overrides(cfg, tuned.get(method, [])) if tuned else cfg
+
+
+def load_tuned(path: str | Path) -> dict[str, list[str]] | None:
+    """A tuning choice (``chosen.yaml`` of :mod:`benchmarks.tuning`) as method -> overrides, or None
+    when it is not there yet."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise UserError(f"{str(path)!r} is not a tuning choice (method: [overrides]); rerun make tuning")
+    return {str(k): [str(x) for x in v] for k, v in data.items()}
 
 
 def get_preset(name: str) -> Preset:

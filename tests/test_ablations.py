@@ -17,7 +17,8 @@ def test_every_ablation_the_issue_names_exists():
 
 
 @pytest.mark.parametrize(
-    "name", ["localization", "sparsity", "rank", "tradeoff", "timesteps", "steps", "surrogate", "spare_default"]
+    "name",
+    ["localization", "sparsity", "rank", "tradeoff", "timesteps", "steps", "surrogate", "spare_default", "tuning"],
 )
 def test_ablation_expands_on_validation_targets_only(name, tmp_path):
     sweep = build_sweep(get_ablation(name), runs_dir=str(tmp_path))

@@ -145,6 +145,12 @@ def build_sweep(
 ) -> Sweep:
     """Resolve names (unknown ones fail here, listing the valid ones) and build the job list."""
     catalogue = get_catalogue(preset.benchmark)
+    if preset.tuned and not Path(preset.tuned).is_file():
+        log.warning(
+            "preset %s: no tuning choice yet (%s; make tuning): every method at its rule default",
+            preset.name,
+            preset.tuned,
+        )
     whole = tuple(preset.methods or method_names())
     methods = tuple(methods or whole)
     for name in methods:

@@ -88,9 +88,13 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 def cmd_ablation(args: argparse.Namespace) -> int:
     from benchmarks.ablations import get_ablation, reporter
     from benchmarks.runner import build_sweep, run_sweep
+    from benchmarks.tuning import GRID, RESULTS, tuning_reporter
 
     preset = get_ablation(args.name)
     sweep = build_sweep(preset, targets=args.targets, runs_dir=args.runs)
+    if args.name == GRID and not args.targets:  # the tuning grid: its tables and the choice in results/tuning
+        options = _sweep_options(args, results_dir=args.results or RESULTS)
+        return run_sweep(sweep, report=tuning_reporter(preset), **options)
     root = args.results or "results/ablations"
     return run_sweep(sweep, report=reporter(preset), **_sweep_options(args, results_root=root))
 

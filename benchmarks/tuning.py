@@ -1,0 +1,139 @@
+"""The tuning protocol: the same grid and the same selection rule for every trained method.
+
+    spare ablation tuning [--dry-run] [--limit N] [--tables-only]      (= make tuning)
+
+Runs (or resumes) the grid of ``ablations/tuning.yaml``: every trained method at its rule
+default and at lr x {1/3, 1, 3} x steps x {1, 2} around it (6 points), on the catalogue's four
+validation targets with the validation answer seeds; never a reported target, never the answer
+set's seeds, never a published number. Then the rule, fixed before the runs, picks each
+method's point:
+
+    score = mean over the targets of (UA + retain) / 2,  retain = (IRA + CRA) / 2;
+    the highest score wins; scores within TIE (0.5 points, below one validation image of UA)
+    go to the rule default, then to fewer steps, then to the lower lr.
+
+Writes ``results/tuning/``: the runner's per-target and per-variant tables, ``grid.md`` (every
+point per method with its figures and score), ``chosen.md`` and ``chosen.yaml`` (method ->
+the chosen point's overrides), which the presets that say ``tuned:`` (mini-full, mini-robust,
+mini-finer) apply on top of each method's default. A method missing from the grid's results
+keeps its default, and the tables say so.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from benchmarks.ablations import get_ablation, reporter
+from benchmarks.tables import write_table
+from spare.io import atomic_path
+
+GRID = "tuning"
+RESULTS = Path("results") / "tuning"
+CHOSEN = RESULTS / "chosen.yaml"
+DEFAULT = "default"
+TIE = 0.5
+
+log = logging.getLogger(__name__)
+
+
+def grid_table(per_target: pd.DataFrame, variants: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
+    """One row per (method, grid point): its overrides, means over the targets and the score;
+    ``complete``: the point has every target the grid names for it."""
+    frame = per_target.assign(retain=(per_target["IRA"] + per_target["CRA"]) / 2)
+    frame = frame.assign(point=(frame["UA"] + frame["retain"]) / 2)
+    want = frame["target"].nunique()
+    rows = []
+    for (method, variant), runs in frame.groupby(["method", "variant"], sort=False):
+        overrides = variants[variant].get("*", []) + variants[variant].get(method, [])
+        row = {"method": method, "point": variant, "overrides": " ".join(overrides) or "(rule default)"}
+        row |= {m: runs[m].mean() for m in ("UA", "IRA", "CRA", "retain")}
+        row |= {"score": runs["point"].mean(), "targets": runs["target"].nunique()}
+        row["complete"] = row["targets"] == want
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _steps_and_lr(overrides: str) -> tuple[float, float]:
+    """The step and lr factors a point's overrides spell (1 where they name none)."""
+    factors = {"optim.steps": 1.0, "optim.lr": 1.0}
+    for item in overrides.split():
+        key, _, value = item.partition("*=")
+        if key in factors:
+            factors[key] = float(value)
+    return factors["optim.steps"], factors["optim.lr"]
+
+
+def choose(grid: pd.DataFrame) -> pd.DataFrame:
+    """The rule (module docstring) per method, over its complete points; one row per method."""
+    rows = []
+    for method, points in grid[grid["complete"]].groupby("method", sort=False):
+        best = points["score"].max()
+        near = points[points["score"] >= best - TIE].copy()
+        factors = near["overrides"].map(_steps_and_lr)
+        near["is_default"] = near["point"] == DEFAULT
+        near["steps x"], near["lr x"] = factors.str[0], factors.str[1]
+        pick = near.sort_values(["is_default", "steps x", "lr x"], ascending=[False, True, True]).iloc[0]
+        rows.append(
+            {
+                "method": method,
+                "chosen": pick["point"],
+                "overrides": pick["overrides"],
+                "score": pick["score"],
+                "best score": best,
+                "default score": points.loc[points["point"] == DEFAULT, "score"].max(),
+                "points within tie": len(near),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def chosen_overrides(chosen: pd.DataFrame) -> dict[str, list[str]]:
+    """method -> the overrides of its chosen point ([] for the rule default)."""
+    return {r.method: [] if r.overrides == "(rule default)" else r.overrides.split() for r in chosen.itertuples()}
+
+
+def write_choice(per_target: pd.DataFrame, out: Path, chosen_file: Path, missing: str = "") -> dict[str, Path]:
+    """grid.md, chosen.md and, once no run of the grid is missing, the chosen overrides (``chosen_file``)
+    from the grid's per-target rows: a partial grid's choice is shown, never applied."""
+    preset = get_ablation(GRID)
+    grid = grid_table(per_target[per_target["method"] != "base (no unlearning)"], preset.variants)
+    chosen = choose(grid)
+    targets = ", ".join(dict.fromkeys(per_target["target"]))
+    seeds = " ".join(map(str, preset.sampling.seeds))
+    note = f"Targets: {targets}; answer seeds {seeds}. score = mean over targets of (UA + (IRA + CRA) / 2) / 2."
+    write_table(grid, out / "grid", "tuning grid: every point per method (validation targets and seeds)", note)
+    partial = f" PROVISIONAL, not applied (no {chosen_file.name} written): missing runs {missing}." if missing else ""
+    write_table(
+        chosen,
+        out / "chosen",
+        "tuning: the point each method's rule picked",
+        note + f" Rule: the highest score; within {TIE} of it the rule default, then fewer steps, then lower lr. "
+        "Only complete points (every target) compete; a method with none keeps its default." + partial,
+    )
+    paths = {"grid": out / "grid.md", "chosen": out / "chosen.md"}
+    if missing:
+        return paths
+    with atomic_path(chosen_file) as tmp:
+        tmp.write_text(
+            "# written by `make tuning` from results/tuning/grid.csv: each trained method's\n"
+            "# chosen point, applied on top of its rule default by the presets that say `tuned:`\n"
+            + yaml.safe_dump(chosen_overrides(chosen), sort_keys=False)
+        )
+    return paths | {"chosen.yaml": chosen_file}
+
+
+def tuning_reporter(preset, chosen_file: Path = CHOSEN):
+    """The ablation tables of the grid, then the choice."""
+    tables = reporter(preset)
+
+    def report(per_target, base, out, label, missing) -> dict:
+        paths = tables(per_target, base, out, label, missing)
+        if len(per_target):
+            paths |= write_choice(per_target, out, chosen_file, missing)
+        return paths
+
+    return report
