@@ -13,6 +13,11 @@ LoRA on the top half. Two parts:
 2. For every run made with ``--tag old-default`` under ``--runs`` (``spare unlearn --target X --tag
    old-default`` + the old default's overrides, see ``OLD_DEFAULT``): its loss curves, saliency
    plot and answer grid in ``<out>/<target>/``, and all runs' curves in ``loss_curves.png``.
+   ``--tag seed0 --label "new default"`` does the same for today's default in a mini-full sweep.
+3. ``--read-as``: for those runs, what the style (object) classifier reads the target's answer
+   images as, beside the base model's same images (same prompts and seeds): ``read_as.md``. A
+   target "forgotten" into a neighbouring benchmark style counts as forgotten; one still read as
+   itself is not.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from spare.methods import get_method
 from spare.methods.adapters import lora_modules
 from spare.methods.batches import ImageBatches
 from spare.methods.spare_method import localize
-from spare.paths import MINI_BASE_MODEL
+from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS
 from spare.pipeline import T2IPipeline
 from spare.progress import tqdm
 from spare.viz import answer_grid_png, save_figure
@@ -109,7 +114,33 @@ def plot_losses(runs: dict[str, dict], path: Path) -> Path:
     return save_figure(fig, path, dpi=110)
 
 
-def collect_runs(runs: Path, tag: str, out: Path) -> dict[str, dict]:
+def read_as(run_dirs: list[Path], runs: Path, classifiers: Path) -> pd.DataFrame:
+    """Per run: the share of its target's answer images the classifier gives each label, beside the
+    base model's answers of the same prompts and seeds (one row per run and label)."""
+    from evaluators.classifiers import load_classifier
+    from evaluators.evaluate import load_images, read_answer_folder
+    from spare.run import base_key
+    from spare.stages.attack import finished_run
+
+    catalogue = get_catalogue("mini")
+    rows = []
+    for run in run_dirs:
+        _, metrics, settings = finished_run(run)
+        kind, name = metrics["target"].split(":", 1)
+        base = runs / catalogue.name / "base" / f"answers-{base_key(settings)}"
+        clf = load_classifier(classifiers / kind)
+        for source, folder in (("base", base), ("spare", run / "answers")):
+            table = read_answer_folder(folder, catalogue)
+            mine = table[table[kind] == name]
+            labels = pd.Series(clf.predict(load_images(list(mine["path"])))).value_counts(normalize=True) * 100
+            for label, share in labels.items():
+                rows.append(
+                    {"target": metrics["target"], "run": run.name, "model": source, "read as": label, "%": share}
+                )
+    return pd.DataFrame(rows)
+
+
+def collect_runs(runs: Path, tag: str, out: Path, label: str = "old default") -> dict[str, dict]:
     """Copy each tagged run's evidence to ``out/<target>/``; returns {target (UA): report}."""
     found = {}
     for metrics_file in sorted((runs / "mini" / "spare").glob(f"*@{tag}/metrics.json")):
@@ -120,9 +151,10 @@ def collect_runs(runs: Path, tag: str, out: Path) -> dict[str, dict]:
         dest.mkdir(parents=True, exist_ok=True)
         if (run / "saliency.png").is_file():
             shutil.copyfile(run / "saliency.png", dest / "saliency.png")
-        answer_grid_png(run / "answers", dest / "answers.png", f"spare (old default), {target} forgotten")
+        answer_grid_png(run / "answers", dest / "answers.png", f"spare ({label}), {target} forgotten")
         ua = metrics["metrics"]["UA"]["value"]
-        (dest / "adapted_modules.txt").write_text("\n".join(report["adapted_modules"]) + "\n")
+        if report.get("adapted_modules"):
+            (dest / "adapted_modules.txt").write_text("\n".join(report["adapted_modules"]) + "\n")
         plot_losses({target: report}, dest / "loss_curves.png")
         found[f"{target} (UA {ua:.0f})"] = report
     return found
@@ -136,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(MINI_BASE_MODEL))
     parser.add_argument("--mini-full", default="results/benchmark/mini-full/per_target.csv")
     parser.add_argument("--skip-selection", action="store_true", help="only part 2 (the tagged runs)")
+    parser.add_argument("--label", default="old default", help="the runs' default, as the grids' titles name it")
+    parser.add_argument("--read-as", action="store_true", help="part 3: what the classifier reads the targets as")
+    parser.add_argument("--classifiers", default=str(MINI_CLASSIFIERS))
     args = parser.parse_args(argv)
     out = Path(args.out)
     if not args.skip_selection:
@@ -147,9 +182,21 @@ def main(argv: list[str] | None = None) -> int:
         write_table(table, out / "selection", title)
         print(table.to_string(index=False))
         print(f"wrote {out / 'selection.md'} and .csv")
-    runs = collect_runs(Path(args.runs), args.tag, out)
+    runs = collect_runs(Path(args.runs), args.tag, out, args.label)
     if runs:
         print("loss curves:", plot_losses(runs, out / "loss_curves.png"))
+    if args.read_as:
+        dirs = sorted(p.parent for p in (Path(args.runs) / "mini" / "spare").glob(f"*@{args.tag}/metrics.json"))
+        table = read_as(dirs, Path(args.runs), Path(args.classifiers))
+        wide = table.pivot_table(index=["target", "model"], columns="read as", values="%", fill_value=0.0)
+        wide = wide.reset_index()
+        write_table(
+            wide,
+            out / "read_as",
+            f"SPARE ({args.label}): what the classifier reads each target's answer images as, base beside SPARE (%)",
+            "Same prompts and answer seeds on both sides; a row sums to 100.",
+        )
+        print(wide.to_string(index=False))
     return 0
 
 
