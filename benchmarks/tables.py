@@ -190,6 +190,23 @@ def published_side_by_side(per_target: pd.DataFrame, world: str) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def rank_agreement(per_target: pd.DataFrame) -> pd.DataFrame:
+    """Per published column: Spearman's rank correlation, over the baselines with a published row,
+    between our means and the published values (how far canvas-mini orders the methods as the
+    paper does; the columns are compared, never tuned for)."""
+    ours = published_side_by_side(per_target, "")
+    ours = ours[ours["source"].str.startswith("ours")].set_index("method")
+    rows = []
+    for column in PUBLISHED_COLUMNS[:7]:
+        methods = [m for m in ours.index if m in PUBLISHED and pd.notna(ours.loc[m, column])]
+        if len(methods) < 3:
+            continue
+        mine = ours.loc[methods, column].astype(float).rank()
+        theirs = pd.Series([PUBLISHED[m][PUBLISHED_COLUMNS.index(column)] for m in methods], index=methods).rank()
+        rows.append({"column": column, "methods": len(methods), "Spearman rho": float(np.corrcoef(mine, theirs)[0, 1])})
+    return pd.DataFrame(rows)
+
+
 def integer_columns(frame: pd.DataFrame, columns: Sequence[str] = ("seed", "trainable params")) -> pd.DataFrame:
     """Counts stay integers in the tables even where base-model rows leave them blank."""
     present = [c for c in columns if c in frame]
@@ -312,6 +329,16 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
         note,
     )
     paths["published"] = out / "published.md"
+    ranks = rank_agreement(per_target)
+    if len(ranks):
+        write_table(
+            ranks,
+            out / "published_rank",
+            f"{label}: do our columns order the baselines as the published ones do?",
+            "Spearman's rank correlation per column over the baselines with a published UnlearnCanvas row "
+            "(1: the same order; 0: unrelated; -1: reversed). Reported, never tuned for.",
+        )
+        paths["published_rank"] = out / "published_rank.md"
     spread = seed_spread(per_target)
     if len(spread):
         write_table(

@@ -34,3 +34,21 @@ def test_seed_spread_separates_targets_from_seeds_by_hand():
     assert spread.loc["IRA", "sd over seeds"] == 0.0
     one_seed = _runs()[_runs()["seed"] == 0]
     assert seed_spread(one_seed).empty  # one training seed: no spread table
+
+
+def test_rank_agreement_by_hand():
+    from benchmarks.tables import PUBLISHED, rank_agreement
+
+    # published Style UA: esd 98.58 > uce 98.40 > fmn 88.48 > ca 60.82. Ours in the same order: rho 1;
+    # ours reversed on Style IRA (published: ca 96.01 > esd 80.97 > uce 60.22 > fmn 56.77): rho -1
+    ua = {"esd": 90.0, "uce": 80.0, "fmn": 70.0, "ca": 60.0}
+    ira = {"ca": 10.0, "esd": 20.0, "uce": 30.0, "fmn": 40.0}
+    frame = pd.DataFrame(
+        [{"method": m, "target": "style:A", "kind": "style", "UA": ua[m], "IRA": ira[m], "CRA": 1.0, "FID": 1.0,
+          "time s": 1.0, "memory GB": 1.0, "storage MB": 1.0} for m in ua]
+    )  # fmt: skip
+    assert set(ua) <= set(PUBLISHED)
+    table = rank_agreement(frame).set_index("column")
+    assert table.loc["Style UA", "Spearman rho"] == pytest.approx(1.0)
+    assert table.loc["Style IRA", "Spearman rho"] == pytest.approx(-1.0)
+    assert table.loc["Style UA", "methods"] == 4 and "Object UA" not in table.index  # no object rows
