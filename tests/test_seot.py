@@ -101,3 +101,11 @@ def test_a_sweep_runs_unseeded_methods_once():
     sweep = build_sweep(preset)
     seeds = {m: [j.seed for j in sweep.jobs if j.method == m] for m in preset.methods}
     assert seeds == {"seot": [0], "uce": [0], "ca": [0, 1, 2]}
+
+
+def test_columns_start_the_tail_after_the_concept():
+    # a tokenizer that pads with its end-of-text token (id 9), with two pad slots in front of the
+    # prompt (the attack's prefix): the tail starts at the end-of-text token after the concept
+    edit = PromptEdit("seot", [[5, 6]], eot_id=9)
+    assert edit.columns([1, 9, 9, 3, 5, 6, 4, 9, 9, 9]) == [4, 5, 7, 8, 9]
+    assert edit.columns([1, 3, 5, 4, 9]) == []  # the concept is not named

@@ -68,10 +68,15 @@ class PromptEdit:
         """The positions SEOT regularizes in one prompt: the concept's tokens and every position from
         the first end-of-text token on; empty when the prompt does not name every part."""
         hits = [find(ids, seq) for seq in self.concept_ids]
-        if not all(hits) or self.eot_id not in ids:
+        if not all(hits):
             return []
-        tail = list(range(ids.index(self.eot_id), len(ids)))
-        return sorted(set(sum(hits, [])) | set(tail))
+        concept = sorted(set(sum(hits, [])))
+        # the end-of-text token after the concept: where a tokenizer pads with it (Stable Diffusion's
+        # CLIP does), padding put in front of the prompt (the attack's prefix slots) is not the tail
+        after = [i for i in range(concept[-1] + 1, len(ids)) if ids[i] == self.eot_id]
+        if not after:
+            return []
+        return concept + list(range(after[0], len(ids)))
 
     def edit_hidden(self, input_ids: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         out = hidden.clone()
