@@ -12,7 +12,8 @@ targets only. The interval is the 2.5th to 97.5th percentile of ``B`` resampled 
 
 Paired: for every target both methods ran, the difference of their means over their own seeds;
 resampled the same way (targets, then each run's images), and called better / worse when the
-whole interval lies on one side of zero (FID: lower is better), else tie.
+whole interval lies on one side of zero (FID: lower is better), else tie; a metric with nothing
+to redraw (FID) on a single shared target has no interval, and no verdict.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def paired_difference(
     lo, hi = np.percentile(drawn.mean(axis=1), [2.5, 97.5])
     sign = -1 if metric in LOWER_IS_BETTER else 1
     verdict = "better" if sign * lo > 0 and sign * hi > 0 else "worse" if sign * lo < 0 and sign * hi < 0 else "tie"
+    if len(shared) < 2 and not (n_ours.any() and n_theirs.any()):  # one target and no images to redraw
+        verdict = "- (one target)"
     return {"targets": len(shared), "difference": diff, "low": float(lo), "high": float(hi), "verdict": verdict}
 
 

@@ -53,3 +53,12 @@ def test_paired_table_by_hand():
     assert table.loc[("ca", "UA"), "verdict"] == "tie" and table.loc[("ca", "FID"), "verdict"] == "tie"
     worse = paired_table(pd.concat([ours.assign(UA=0.0), theirs.assign(UA=100.0)]), metrics=("UA",))
     assert worse["verdict"].tolist() == ["worse"]
+
+
+def test_no_verdict_without_an_interval():
+    # one shared target and FID (no images to redraw): the difference is shown, no verdict
+    ours = _frame([("A", 0, 100.0, 10)], "spare").assign(FID=5.0)
+    theirs = _frame([("A", 0, 0.0, 10)], "esd").assign(FID=8.0)
+    table = paired_table(pd.concat([ours, theirs]), metrics=("UA", "FID")).set_index("metric")
+    assert table.loc["FID", "difference"] == -3.0 and table.loc["FID", "verdict"] == "- (one target)"
+    assert table.loc["UA", "verdict"] == "better"  # UA's images give it an interval
