@@ -71,3 +71,8 @@ def test_a_single_run_follows_its_worlds_protocol(tmp_path, monkeypatch):
     cfg, settings = seen[-1]
     assert settings.sampling.steps == 25 and settings.sampling.seeds == (188, 288, 588, 688, 888)
     assert cfg.optim.lr == 3e-3 and cfg.optim.steps == 200
+    # --seeds takes every word after it: an override there is handed back to the overrides
+    assert main(["unlearn", "--target", "style:Ink_Outline", "--no-eval", "--seeds", "1000", "1001", "q=0.25"]) == 0
+    cfg, settings = seen[-1]
+    assert settings.sampling.seeds == (1000, 1001) and cfg.q == 0.25
+    assert main(["unlearn", "--target", "style:Ink_Outline", "--no-eval", "--seeds", "1000", "fast"]) == 2

@@ -12,6 +12,24 @@ from spare.errors import UserError
 from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS
 
 
+def _seeds_and_overrides(raw: list[str] | None, overrides: list[str]) -> tuple[tuple[int, ...] | None, list[str]]:
+    """``--seeds`` takes every word after it, so ``--seeds 188 q=0.5`` hands it the override too:
+    its integers are the seeds, a ``key=value`` after them goes back to the overrides."""
+    if not raw:
+        return None, overrides
+    seeds, moved = [], []
+    for word in raw:
+        if "=" in word:
+            moved.append(word)
+        elif word.lstrip("-").isdigit() and not moved:
+            seeds.append(int(word))
+        else:
+            raise UserError(f"--seeds takes integers (answer seeds), got {word!r}")
+    if not seeds:
+        raise UserError("--seeds needs at least one integer answer seed")
+    return tuple(seeds), moved + list(overrides)
+
+
 def cmd_unlearn(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -19,6 +37,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     from spare.config import apply_overrides
     from spare.run import RunSettings, evaluate_base, run_dir, run_unlearning
 
+    seeds, args.overrides = _seeds_and_overrides(args.seeds, args.overrides)
     catalogue = get_catalogue(args.benchmark)
     concept = catalogue.target(args.target)
     world = world_preset(catalogue.name)  # the world's protocol and per-method settings, as its sweeps use them
@@ -29,7 +48,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     if model is None or classifiers is None:
         raise UserError(f"benchmark {catalogue.name!r} needs --model DIR and --classifiers DIR")
     given = {
-        "seeds": tuple(args.seeds) if args.seeds else None,
+        "seeds": seeds,
         "steps": args.sample_steps,
         "guidance": args.guidance,
         "sampler": args.sampler,
@@ -160,7 +179,7 @@ def register(sub) -> None:
     # sampling and the method's budget default to the world's protocol (benchmarks.presets.world_preset):
     # canvas-mini mini-full's (seeds 188..888, 25 DPM++ steps, guidance 9, precision auto),
     # UnlearnCanvas's (100 DDIM steps, guidance 9, every method at its published steps and lr)
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="answer seeds (default: the world's)")
+    p.add_argument("--seeds", nargs="+", default=None, help="answer seeds (default: the world's)")
     p.add_argument("--sample-steps", type=at_least(1), default=None, help="default: the world's")
     p.add_argument("--guidance", type=at_least(0.0, float), default=None, help="default: the world's")
     p.add_argument("--sampler", default=None, help="ddim or dpm (default: the world's)")
