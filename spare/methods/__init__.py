@@ -71,4 +71,4 @@ def method_names() -> tuple[str, ...]:
 def get_method(name: str) -> MethodSpec:
     """The registered method ``name``; an unknown name lists the valid ones."""
     _load_builtin()
-    return lookup(name)
+    return lookup(name, tuple(BUILTIN_METHODS))

@@ -43,10 +43,10 @@ def registered(order: tuple[str, ...] = ()) -> tuple[str, ...]:
     return tuple(n for n in order if n in _METHODS) + tuple(n for n in _METHODS if n not in order)
 
 
-def lookup(name: str) -> MethodSpec:
-    """The registered method ``name``; an unknown name lists the valid ones."""
+def lookup(name: str, order: tuple[str, ...] = ()) -> MethodSpec:
+    """The registered method ``name``; an unknown name lists the valid ones (``order``'s first)."""
     if name in _METHODS:
         return _METHODS[name]
     near = difflib.get_close_matches(name.lower(), list(_METHODS), n=1)
     hint = f" Did you mean {near[0]!r}?" if near else ""
-    raise UserError(f"unknown method {name!r}.{hint} Valid methods: {', '.join(_METHODS)}")
+    raise UserError(f"unknown method {name!r}.{hint} Valid methods: {', '.join(registered(order))}")
