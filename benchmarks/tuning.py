@@ -21,7 +21,6 @@ keeps its default, and the tables say so.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pandas as pd
@@ -36,8 +35,6 @@ RESULTS = Path("results") / "tuning"
 CHOSEN = RESULTS / "chosen.yaml"
 DEFAULT = "default"
 TIE = 0.5
-
-log = logging.getLogger(__name__)
 
 
 def grid_table(per_target: pd.DataFrame, variants: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
