@@ -154,10 +154,18 @@ def method_defaults(preset: Preset, method: str):
     return apply_overrides(cfg, tuned.get(method, [])) if tuned else cfg
 
 
+def tuned_path(path: str | Path) -> Path:
+    """A preset's ``tuned`` file: as given when it exists there, else under the repository (the
+    built-in presets name ``results/tuning/chosen.yaml``, which a sweep started elsewhere still finds)."""
+    path = Path(path)
+    repo = Path(__file__).resolve().parents[1] / path
+    return path if path.is_absolute() or path.exists() or not repo.exists() else repo
+
+
 def load_tuned(path: str | Path) -> dict[str, list[str]] | None:
     """A tuning choice (``chosen.yaml`` of :mod:`benchmarks.tuning`) as method -> overrides, or None
     when it is not there yet."""
-    path = Path(path)
+    path = tuned_path(path)
     if not path.is_file():
         return None
     data = yaml.safe_load(path.read_text()) or {}

@@ -1,5 +1,7 @@
 """The tuning protocol: the grid's jobs, the selection rule by hand, and a choice applied by the presets."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -87,3 +89,13 @@ def test_selection_rule_by_hand(tmp_path):
     assert method_defaults(tuned, "esd").optim.lr == pytest.approx(3 * method_defaults(Preset(), "esd").optim.lr)
     assert method_defaults(tuned, "ca") == method_defaults(Preset(), "ca")  # not in the choice: its default
     assert method_defaults(Preset(tuned=str(tmp_path / "none.yaml")), "esd") == method_defaults(Preset(), "esd")
+
+
+def test_a_relative_tuned_file_is_found_from_another_folder(tmp_path, monkeypatch):
+    from benchmarks.presets import tuned_path
+
+    monkeypatch.chdir(tmp_path)  # no results/ here: the repository's own path is used
+    assert tuned_path("benchmarks/presets.py").is_file()
+    assert tuned_path("results/tuning/none.yaml") == Path("results/tuning/none.yaml")  # nowhere: as given
+    (tmp_path / "mine.yaml").write_text("esd: []\n")
+    assert tuned_path("mine.yaml") == tmp_path.joinpath("mine.yaml").relative_to(tmp_path)  # found here: as given

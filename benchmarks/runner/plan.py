@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.presets import Preset, method_defaults
+from benchmarks.presets import Preset, method_defaults, tuned_path
 from spare.concepts import Catalogue, get_catalogue
 from spare.config import apply_overrides
 from spare.errors import UserError
@@ -145,7 +145,7 @@ def build_sweep(
 ) -> Sweep:
     """Resolve names (unknown ones fail here, listing the valid ones) and build the job list."""
     catalogue = get_catalogue(preset.benchmark)
-    if preset.tuned and not Path(preset.tuned).is_file():
+    if preset.tuned and not tuned_path(preset.tuned).is_file():
         log.warning(
             "preset %s: no tuning choice yet (%s; make tuning): every method at its rule default",
             preset.name,
