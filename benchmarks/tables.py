@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.uncertainty import bootstrap_interval, paired_table
+from benchmarks.uncertainty import ACCURACY, bootstrap_interval, paired_table
 from spare.io import atomic_path, read_json_dict
 from spare.viz import save_figure
 
-ACCURACY = ("UA", "IRA", "CRA")
 FINER = ("FU", "FR_style", "FR_object", "FR_rest")  # finer-scale (pair) targets
 # Per-stage seconds of a run (``metrics.json`` "stages"; blank for runs made before they were kept).
 # "time s" is the unlearning stage, as UnlearnCanvas reports it.

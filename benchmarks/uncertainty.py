@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-ACCURACY = ("UA", "IRA", "CRA")
+ACCURACY = ("UA", "IRA", "CRA")  # the accuracy metrics of every table (benchmarks.tables uses these)
 RESAMPLES = 2000
 LOWER_IS_BETTER = {"FID"}
 
