@@ -12,6 +12,12 @@ targets with the validation answer seeds (never a reported target, never the ans
 188..888), through the runner (resumable; run folders tagged ``agree-fp32`` and ``agree-auto``),
 and writes ``results/benchmarks/speed_agreement.{md,csv,json}`` (each sweep's own tables beside
 it, under ``speed_agreement/<config>/``).
+
+``--against threads`` measures the floor under that bar: the fp32 configuration again, unchanged,
+in one thread instead of the machine's threads (run folders ``agree-fp32-t1``). The forward pass is
+bit-identical across thread counts, but a backward pass sums its gradients in another order, so
+training takes another path by rounding alone; what that moves is what any arithmetic change can
+be expected to move. A sharded sweep (one single-thread process per core) trains in one thread.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from benchmarks.presets import Preset
 from benchmarks.runner import build_sweep, collect, run_sweep
@@ -66,6 +73,14 @@ def presets(budget: float, methods: tuple[str, ...]) -> dict[str, Preset]:
             overrides={m: list(FAST) for m in trained},
             sampling=SamplingConfig(seeds=SEEDS, **FAST_SAMPLING),
             tag="agree-auto",
+        ),
+        # the fp32 configuration, unchanged, trained and sampled in one thread (main() sets it): the floor
+        "threads": Preset(
+            name="speed-agreement-fp32-1thread",
+            **common,
+            overrides={m: list(FP32) for m in trained},
+            sampling=SamplingConfig(seeds=SEEDS, precision="fp32", micro_batch=32, batch_size=128),
+            tag="agree-fp32-t1",
         ),
         # the answer sets' settings alone: training as in fp32, sampling as in auto (which side moves the metrics)
         "answers": Preset(
@@ -112,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
     parser.add_argument(
         "--against",
-        choices=("auto", "answers"),
+        choices=("auto", "answers", "threads"),
         default="auto",
-        help="auto: every faster setting (default); answers: only the answer sets' (training as in fp32)",
+        help="auto: every faster setting (default); answers: only the answer sets' (training as in fp32); "
+        "threads: fp32 unchanged, in one thread (the floor: what reduction order alone moves)",
     )
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="results/benchmarks")
@@ -123,9 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     started = time.perf_counter()
     frames, settings = {}, {}
+    default_threads = torch.get_num_threads()
     for config, preset in presets(args.budget, methods).items():
         if config not in ("fp32", args.against):
             continue
+        # the other side's runs are made (or found) with the machine's threads; "threads" in one
+        threads = 1 if config == "threads" else default_threads
+        torch.set_num_threads(threads)
         sweep = build_sweep(preset, runs_dir=args.runs)
         print(f"{config}: {len(sweep.jobs)} jobs, answer sets in {sweep.settings.sampling.precision}")
         rc = run_sweep(sweep, results_dir=out / "speed_agreement" / config)
@@ -133,7 +153,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{config}: the sweep did not finish (exit {rc}); the comparison covers what is done")
         per_target, base, _ = collect(sweep, sweep.jobs)
         frames[config] = pd.concat([base, per_target], ignore_index=True)
-        settings[config] = {"sampling": dataclasses.asdict(sweep.settings.sampling), "overrides": preset.overrides}
+        settings[config] = {
+            "sampling": dataclasses.asdict(sweep.settings.sampling),
+            "overrides": preset.overrides,
+            "threads": threads,
+        }
+    torch.set_num_threads(default_threads)
     table = compare(frames, len(SEEDS), args.against)
     name = "speed_agreement" if args.against == "auto" else f"speed_agreement_{args.against}"
     cpu = cpu_info()
@@ -141,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     what = {
         "auto": "auto: `optim.precision=auto optim.fused=true`, answer sets in precision auto in micro-batches of 55",
         "answers": "answers: training as in fp32, answer sets in precision auto in micro-batches of 55",
+        "threads": f"threads: the fp32 configuration unchanged, in 1 thread instead of {default_threads}",
     }[args.against]
     flag = "" if args.against == "auto" else f" --against {args.against}"
     note = (

@@ -60,6 +60,9 @@ def test_speed_agreement_by_hand():
     # the answers-only side: training exactly as fp32's, sampling as auto's
     assert both["answers"].overrides == both["fp32"].overrides and both["answers"].sampling == both["auto"].sampling
     assert both["answers"].tag == "agree-answers"
+    # the floor: fp32's configuration unchanged (same overrides and sampling, so the same keys), its own folders
+    assert both["threads"].overrides == both["fp32"].overrides and both["threads"].sampling == both["fp32"].sampling
+    assert both["threads"].tag == "agree-fp32-t1" != both["fp32"].tag
     assert compare({"fp32": fp32, "answers": auto}, seeds=2, against="answers")["agree"].tolist() == [
         True,
         False,
