@@ -81,15 +81,18 @@ def per_target_row(result: dict, method: str, target: str) -> dict:
 
 def machine(provenance: dict) -> str:
     """What a run's time was measured on: the GPU's name, or on the CPU its model name with torch's
-    vector kernels, "AMD EPYC (AVX2)" ("" for runs made before provenance recorded it). One model
-    name covers CPU generations 2 to 3 times apart in speed, the kernels tell them apart. Times
-    from different machines are not comparable."""
+    vector kernels and the threads the run had, "AMD EPYC (AVX2, 2 threads)" ("" for runs made
+    before provenance recorded it). One model name covers CPU generations 2 to 3 times apart in
+    speed, the kernels tell them apart; a sharded sweep's job runs in one thread, a plain sweep's in
+    every core. Times from different machines or thread counts are not comparable."""
     device = provenance.get("device") or ""
     if not device.startswith("cpu"):
         return device
     cpu = provenance.get("cpu") or {}
-    model, kernels = cpu.get("model", ""), cpu.get("capability")
-    return f"{model} ({kernels})" if model and kernels else model
+    model, kernels, threads = cpu.get("model", ""), cpu.get("capability"), cpu.get("threads")
+    if not (model and kernels):
+        return model
+    return f"{model} ({kernels}{f', {threads} thread' + 's' * (threads != 1) if threads else ''})"
 
 
 def seed_means(per_target: pd.DataFrame) -> pd.DataFrame:

@@ -127,6 +127,14 @@ def test_per_target_rows_name_the_machine_each_time_was_measured_on():
     on = {
         "AMD EPYC (AVX512)": {"device": "cpu (x86_64)", "cpu": {"model": "AMD EPYC", "capability": "AVX512"}},
         "AMD EPYC (AVX2)": {"device": "cpu (x86_64)", "cpu": {"model": "AMD EPYC", "capability": "AVX2"}},
+        "AMD EPYC (AVX2, 1 thread)": {
+            "device": "cpu (x86_64)",
+            "cpu": {"model": "AMD EPYC", "capability": "AVX2", "threads": 1},
+        },
+        "AMD EPYC (AVX2, 2 threads)": {
+            "device": "cpu (x86_64)",
+            "cpu": {"model": "AMD EPYC", "capability": "AVX2", "threads": 2},
+        },
         "Intel(R) Xeon(R)": {"device": "cpu (x86_64)", "cpu": {"model": "Intel(R) Xeon(R)"}},
         "NVIDIA H200": {"device": "NVIDIA H200", "cpu": {"model": "Intel(R) Xeon(R)"}},
         "": {"device": "cpu (x86_64)"},  # made before provenance recorded the CPU
