@@ -51,45 +51,30 @@ TARGETS = ("style:Pop_Halftone", "object:Crescent")
 
 
 def presets(budget: float, methods: tuple[str, ...]) -> dict[str, Preset]:
-    """The two configurations as presets: every trained method's overrides differ, nothing else."""
-    common = {
-        "description": "fp32 against the faster settings on the validation targets and seeds",
-        "targets": TARGETS,
-        "methods": methods,
-        "budget": budget,
-    }
+    """The configurations as presets: each differs from fp32 in training overrides, sampling or
+    (``threads``) nothing but its folders, and the thread count main() gives it."""
     trained = [m for m in methods if trains(get_method(m).config_cls())]
-    return {
-        "fp32": Preset(
-            name="speed-agreement-fp32",
-            **common,
-            overrides={m: list(FP32) for m in trained},
-            sampling=SamplingConfig(seeds=SEEDS, precision="fp32", micro_batch=32, batch_size=128),
-            tag="agree-fp32",
-        ),
-        "auto": Preset(
-            name="speed-agreement-auto",
-            **common,
-            overrides={m: list(FAST) for m in trained},
-            sampling=SamplingConfig(seeds=SEEDS, **FAST_SAMPLING),
-            tag="agree-auto",
-        ),
-        # the fp32 configuration, unchanged, trained and sampled in one thread (main() sets it): the floor
-        "threads": Preset(
-            name="speed-agreement-fp32-1thread",
-            **common,
-            overrides={m: list(FP32) for m in trained},
-            sampling=SamplingConfig(seeds=SEEDS, precision="fp32", micro_batch=32, batch_size=128),
-            tag="agree-fp32-t1",
-        ),
+    fp32_sampling = {"precision": "fp32", "micro_batch": 32, "batch_size": 128}
+    sides = {  # name: (trained methods' overrides, sampling settings, run folder tag, preset name)
+        "fp32": (FP32, fp32_sampling, "agree-fp32", "speed-agreement-fp32"),
+        "auto": (FAST, FAST_SAMPLING, "agree-auto", "speed-agreement-auto"),
+        # the fp32 configuration, unchanged, trained and sampled in one thread: the floor
+        "threads": (FP32, fp32_sampling, "agree-fp32-t1", "speed-agreement-fp32-1thread"),
         # the answer sets' settings alone: training as in fp32, sampling as in auto (which side moves the metrics)
-        "answers": Preset(
-            name="speed-agreement-answers",
-            **common,
-            overrides={m: list(FP32) for m in trained},
-            sampling=SamplingConfig(seeds=SEEDS, **FAST_SAMPLING),
-            tag="agree-answers",
-        ),
+        "answers": (FP32, FAST_SAMPLING, "agree-answers", "speed-agreement-answers"),
+    }
+    return {
+        side: Preset(
+            name=name,
+            description="fp32 against the faster settings on the validation targets and seeds",
+            targets=TARGETS,
+            methods=methods,
+            budget=budget,
+            overrides={m: list(overrides) for m in trained},
+            sampling=SamplingConfig(seeds=SEEDS, **sampling),
+            tag=tag,
+        )
+        for side, (overrides, sampling, tag, name) in sides.items()
     }
 
 
