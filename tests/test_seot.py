@@ -10,8 +10,10 @@ from benchmarks.presets import Preset
 from benchmarks.runner.plan import build_sweep
 from spare.baselines.seot import SEOTConfig
 from spare.baselines.seot import unlearn as seot
+from spare.config import apply_overrides
 from spare.data import split_for_target
 from spare.data.canvas_mini import CANVAS_MINI, canvas_mini_dataset
+from spare.errors import UserError
 from spare.methods.contract import edited_part
 from spare.methods.edits import load_edit
 from spare.methods.prompt_edit import PromptEdit, find, soft_weighted
@@ -109,3 +111,11 @@ def test_columns_start_the_tail_after_the_concept():
     edit = PromptEdit("seot", [[5, 6]], eot_id=9)
     assert edit.columns([1, 9, 9, 3, 5, 6, 4, 9, 9, 9]) == [4, 5, 7, 8, 9]
     assert edit.columns([1, 3, 5, 4, 9]) == []  # the concept is not named
+    # "after": the concept and every position after it, the words before the end-of-text token included
+    after = PromptEdit("seot", [[5, 6]], eot_id=9, positions="after")
+    assert after.columns([1, 9, 9, 3, 5, 6, 4, 9, 9, 9]) == [4, 5, 6, 7, 8, 9]
+    assert after.columns([1, 3, 5, 4, 9]) == []
+    with pytest.raises(UserError, match="unknown SEOT positions 'tail'; valid: eot, after"):
+        PromptEdit("seot", [[5, 6]], eot_id=9, positions="tail")
+    with pytest.raises(UserError, match="valid: eot, after"):
+        apply_overrides(SEOTConfig(), ["positions=tail"])

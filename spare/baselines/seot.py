@@ -16,13 +16,14 @@ against attention maps during sampling, which UnlearnCanvas's SEOT row may inclu
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from spare.concepts import get_catalogue
+from spare.config import HASH_IF_SET, ConfigError
 from spare.data import TargetData
 from spare.methods.contract import MethodConfig, Unlearned
-from spare.methods.prompt_edit import PromptEdit
+from spare.methods.prompt_edit import POSITIONS, PromptEdit
 from spare.methods.registry import register_method
 
 
@@ -30,7 +31,14 @@ from spare.methods.registry import register_method
 class SEOTConfig(MethodConfig):
     alpha: float = 1.0
     beta: float = 1.0
+    # which text positions are regularized (spare.methods.prompt_edit.POSITIONS): "eot", the paper's
+    # concept + end-of-text tokens, or "after", the concept + every position after it
+    positions: str = field(default="eot", metadata=HASH_IF_SET)
     seeded: ClassVar[bool] = False  # nothing random: a sweep runs it once
+
+    def __post_init__(self) -> None:  # checked when the config is read, not when the edit is made
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"unknown SEOT positions {self.positions!r}; valid: {', '.join(POSITIONS)}")
 
 
 def concept_token_ids(pipe, data: TargetData) -> list[list[int]]:
@@ -45,6 +53,7 @@ def concept_token_ids(pipe, data: TargetData) -> list[list[int]]:
 def unlearn(pipe, data: TargetData, cfg: SEOTConfig) -> Unlearned:
     start = time.perf_counter()
     ids = concept_token_ids(pipe, data)
-    edit = PromptEdit("seot", ids, pipe.tokenizer.eos_token_id, cfg.alpha, cfg.beta, {"target": str(data.target)})
+    meta = {"target": str(data.target)}
+    edit = PromptEdit("seot", ids, pipe.tokenizer.eos_token_id, cfg.alpha, cfg.beta, meta, cfg.positions)
     log = [{"elapsed_s": time.perf_counter() - start, "concept_tokens": sum(len(i) for i in ids)}]
     return Unlearned.of(edit, pipe.unet, log)

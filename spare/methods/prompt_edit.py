@@ -12,6 +12,15 @@ columns share, the concept; they are shrunk softly,
 and the columns of U diag(s') V^T replace the old ones. Every other position, and every
 prompt that does not name the concept, is left as it was.
 
+Which positions (``positions``): ``"eot"``, the paper's, the concept's tokens and every position
+from the first end-of-text token after it; ``"after"``, the concept's tokens and every position
+after them. The two differ by the words between the concept and the end of the prompt
+("... in Ink Outline style."): a causal text encoder writes the concept into each of them, and
+the paper's argument for the end-of-text tokens (they have seen the whole prompt) holds for them
+too. Stable Diffusion's cross-attention leans on the concept and end-of-text tokens; in
+canvas-mini's small encoder "style" and "." vary with the style as much as the end-of-text token
+does.
+
 The edit is a forward hook on the text encoder: no weight of any model changes, the stored
 edit is the concept's token ids and the two constants, and removing the hook gives back the
 original model bit for bit. A prompt edit acts per prompt at inference, so it cannot be
@@ -30,6 +39,8 @@ import torch
 
 from spare.errors import UserError
 from spare.io import atomic_path
+
+POSITIONS = ("eot", "after")  # the paper's concept + end-of-text columns; the concept + every position after it
 
 
 def soft_weighted(columns: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
@@ -61,16 +72,24 @@ class PromptEdit:
     alpha: float = 1.0
     beta: float = 1.0
     meta: dict = field(default_factory=dict)
+    positions: str = "eot"  # one of POSITIONS
     component: ClassVar[str] = "text_encoder"  # the pipeline part it changes (the others: "unet")
     _handles: list = field(default_factory=list, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.positions not in POSITIONS:
+            raise UserError(f"unknown SEOT positions {self.positions!r}; valid: {', '.join(POSITIONS)}")
+
     def columns(self, ids: list[int]) -> list[int]:
         """The positions SEOT regularizes in one prompt: the concept's tokens and every position from
-        the first end-of-text token on; empty when the prompt does not name every part."""
+        the first end-of-text token on (``positions="eot"``) or right after the concept (``"after"``);
+        empty when the prompt does not name every part."""
         hits = [find(ids, seq) for seq in self.concept_ids]
         if not all(hits):
             return []
         concept = sorted(set(sum(hits, [])))
+        if self.positions == "after":
+            return concept + [i for i in range(concept[0], len(ids)) if i not in concept]
         # the end-of-text token after the concept: where a tokenizer pads with it (Stable Diffusion's
         # CLIP does), padding put in front of the prompt (the attack's prefix slots) is not the tail
         after = [i for i in range(concept[-1] + 1, len(ids)) if ids[i] == self.eot_id]
@@ -120,6 +139,7 @@ class PromptEdit:
         path = Path(path)
         record = {"kind": "prompt", "method": self.method, "meta": self.meta}
         record |= {"concept_ids": self.concept_ids, "eot_id": self.eot_id, "alpha": self.alpha, "beta": self.beta}
+        record["positions"] = self.positions
         with atomic_path(path) as tmp:
             tmp.mkdir()
             (tmp / "edit.json").write_text(json.dumps(record, indent=1))
@@ -130,6 +150,7 @@ class PromptEdit:
         path = Path(path)
         try:
             r = json.loads((path / "edit.json").read_text())
-            return cls(r["method"], r["concept_ids"], r["eot_id"], r["alpha"], r["beta"], r.get("meta", {}))
+            positions = r.get("positions", "eot")  # edits saved before the option: the paper's
+            return cls(r["method"], r["concept_ids"], r["eot_id"], r["alpha"], r["beta"], r.get("meta", {}), positions)
         except (OSError, KeyError, TypeError, json.JSONDecodeError) as err:
             raise UserError(f"edit folder {str(path)!r} is corrupt or incomplete: {err}") from err
