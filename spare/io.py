@@ -39,6 +39,38 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
+def write_edit_folder(path: str | Path, record: dict, tensors: dict | None = None, tensor_file: str = "") -> Path:
+    """A saved edit, written atomically: ``edit.json`` (``record``, with its ``kind``) and, for an
+    edit with tensors, ``tensor_file`` (safetensors). Returns the folder."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        if tensors is not None:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, tmp / tensor_file)
+        (tmp / "edit.json").write_text(json.dumps(record, indent=1))
+    return path
+
+
+def read_edit_folder(path: str | Path, tensor_file: str = "") -> tuple[dict, dict]:
+    """A saved edit's ``edit.json`` record and its tensors (``{}`` without ``tensor_file``); a missing,
+    unreadable or incomplete folder is one UserError naming it."""
+    from safetensors.torch import load_file
+
+    from spare.errors import UserError
+
+    path = Path(path)
+    try:
+        record = json.loads((path / "edit.json").read_text())
+        tensors = load_file(path / tensor_file) if tensor_file else {}
+        if not isinstance(record, dict) or "method" not in record:
+            raise ValueError("edit.json names no method")
+    except Exception as err:  # a missing file, bad JSON, a damaged safetensors file: one message for the user
+        raise UserError(f"edit folder {str(path)!r} is corrupt or incomplete: {err}") from err
+    return record, tensors
+
+
 def read_json_dict(path: str | Path) -> dict | None:
     """The JSON object stored at ``path``; None when it is missing, and None with a warning that
     names the file when it is damaged (not JSON, or not an object): a stage file that cannot be

@@ -125,6 +125,15 @@ def test_weight_edit_errors(tiny, tmp_path):
     (tmp_path / "bad" / "edit.json").write_text('{"kind": "weights"}')
     with pytest.raises(UserError, match="corrupt or incomplete"):
         load_edit(tmp_path / "bad")
+    # every kind: a record without its fields, or a tensor file that is missing or damaged, is one error
+    for record in ('{"kind": "adapter", "method": "spare"}', '{"kind": "prompt", "method": "seot"}', "not json"):
+        (tmp_path / "bad" / "edit.json").write_text(record)
+        with pytest.raises(UserError, match="corrupt"):
+            load_edit(tmp_path / "bad")
+    (tmp_path / "bad" / "edit.json").write_text('{"kind": "weights", "method": "esd"}')
+    (tmp_path / "bad" / "weights.safetensors").write_bytes(b"truncated")
+    with pytest.raises(UserError, match="corrupt or incomplete"):
+        load_edit(tmp_path / "bad")
     (tmp_path / "bad" / "edit.json").write_text('{"kind": "lora"}')
     with pytest.raises(UserError, match="valid kinds: adapter, weights"):
         load_edit(tmp_path / "bad")

@@ -11,7 +11,6 @@ model (the teacher of self-distillation).
 
 from __future__ import annotations
 
-import json
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,10 +22,9 @@ import torch.nn.functional as F
 from peft import LoraConfig
 from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file, save_file
 
 from spare.errors import UserError
-from spare.io import atomic_path
+from spare.io import read_edit_folder, write_edit_folder
 
 ADAPTER = "unlearn"
 # Every attention projection, self- (attn1) and cross-attention (attn2): where the SPARE authors'
@@ -169,8 +167,7 @@ class AdapterEdit:
 
     def save(self, path: str | Path) -> Path:
         """``adapter.safetensors`` (LoRA A/B, masks bit-packed) + ``edit.json``; returns the folder."""
-        path = Path(path)
-        tensors = {f"lora::{k}": v.contiguous() for k, v in self.state.items()}
+        tensors = {f"lora::{k}": v for k, v in self.state.items()}
         for name, mask in self.masks.items():
             tensors[f"mask::{name}"] = torch.from_numpy(np.packbits(mask.cpu().numpy().ravel()))
         meta = {
@@ -183,22 +180,11 @@ class AdapterEdit:
             "dropout": self.dropout,
             "meta": self.meta,
         }
-        with atomic_path(path) as tmp:
-            tmp.mkdir()
-            save_file(tensors, tmp / "adapter.safetensors")
-            (tmp / "edit.json").write_text(json.dumps(meta, indent=2))
-        return path
+        return write_edit_folder(path, meta, tensors, "adapter.safetensors")
 
     @classmethod
     def load(cls, path: str | Path) -> AdapterEdit:
-        path = Path(path)
-        if not (path / "edit.json").is_file() or not (path / "adapter.safetensors").is_file():
-            raise UserError(f"edit folder {str(path)!r} needs edit.json and adapter.safetensors")
-        try:
-            meta = json.loads((path / "edit.json").read_text())
-            tensors = load_file(path / "adapter.safetensors")
-        except Exception as err:  # json / safetensors errors: one message for the user
-            raise UserError(f"edit folder {str(path)!r} is corrupt: {err}") from err
+        meta, tensors = read_edit_folder(path, "adapter.safetensors")
         state = {k.removeprefix("lora::"): v for k, v in tensors.items() if k.startswith("lora::")}
         masks = {}
         for name, shape in meta["mask_shapes"].items():

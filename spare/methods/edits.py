@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from spare.errors import UserError
-from spare.io import atomic_path
+from spare.io import read_edit_folder, write_edit_folder
 from spare.methods.adapters import AdapterEdit
 from spare.methods.prompt_edit import PromptEdit
 
@@ -89,22 +88,13 @@ class WeightEdit:
         return sum(w.numel() for w in self.weights.values())
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            tmp.mkdir()
-            save_file({n: w.contiguous() for n, w in self.weights.items()}, tmp / "weights.safetensors")
-            (tmp / "edit.json").write_text(json.dumps({"kind": "weights", "method": self.method, "meta": self.meta}))
-        return path
+        record = {"kind": "weights", "method": self.method, "meta": self.meta}
+        return write_edit_folder(path, record, self.weights, "weights.safetensors")
 
     @classmethod
     def load(cls, path: str | Path) -> WeightEdit:
-        path = Path(path)
-        try:
-            meta = json.loads((path / "edit.json").read_text())
-            weights = load_file(path / "weights.safetensors")
-        except Exception as err:  # json / safetensors / missing file: one message for the user
-            raise UserError(f"edit folder {str(path)!r} is corrupt or incomplete: {err}") from err
-        return cls(meta["method"], weights, meta.get("meta", {}))
+        record, weights = read_edit_folder(path, "weights.safetensors")
+        return cls(record["method"], weights, record.get("meta", {}))
 
 
 def load_edit(path: str | Path) -> AdapterEdit | WeightEdit | PromptEdit:

@@ -30,7 +30,6 @@ of unlearning steps needs), and exporting a merged model refuses it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -38,7 +37,7 @@ from typing import ClassVar
 import torch
 
 from spare.errors import UserError
-from spare.io import atomic_path
+from spare.io import read_edit_folder, write_edit_folder
 
 POSITIONS = ("eot", "after")  # the paper's concept + end-of-text columns; the concept + every position after it
 
@@ -136,21 +135,16 @@ class PromptEdit:
         return 0
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
         record = {"kind": "prompt", "method": self.method, "meta": self.meta}
         record |= {"concept_ids": self.concept_ids, "eot_id": self.eot_id, "alpha": self.alpha, "beta": self.beta}
         record["positions"] = self.positions
-        with atomic_path(path) as tmp:
-            tmp.mkdir()
-            (tmp / "edit.json").write_text(json.dumps(record, indent=1))
-        return path
+        return write_edit_folder(path, record)
 
     @classmethod
     def load(cls, path: str | Path) -> PromptEdit:
-        path = Path(path)
+        r, _ = read_edit_folder(path)
         try:
-            r = json.loads((path / "edit.json").read_text())
             positions = r.get("positions", "eot")  # edits saved before the option: the paper's
             return cls(r["method"], r["concept_ids"], r["eot_id"], r["alpha"], r["beta"], r.get("meta", {}), positions)
-        except (OSError, KeyError, TypeError, json.JSONDecodeError) as err:
+        except (KeyError, TypeError) as err:
             raise UserError(f"edit folder {str(path)!r} is corrupt or incomplete: {err}") from err
