@@ -18,6 +18,14 @@ in one thread instead of the machine's threads (run folders ``agree-fp32-t1``). 
 bit-identical across thread counts, but a backward pass sums its gradients in another order, so
 training takes another path by rounding alone; what that moves is what any arithmetic change can
 be expected to move. A sharded sweep (one single-thread process per core) trains in one thread.
+
+The floor rule (written before the floor's runs): where the floor itself misses the bar, the bar
+cannot tell a setting from rounding, so a faster setting is compared with the floor instead, on
+the (method, target) rows both have: it is *within the floor* when it misses the bar on no more
+rows than the floor does, and for each of UA, IRA and CRA its mean absolute difference from fp32
+exceeds the floor's by no more than the bar (one target image of UA, one point of IRA or CRA).
+``--against threads`` writes that verdict for every side already compared
+(``speed_agreement_floor.{md,csv}``).
 """
 
 from __future__ import annotations
@@ -106,6 +114,25 @@ def compare(frames: dict[str, pd.DataFrame], seeds: int, against: str = "auto") 
     return pd.DataFrame(rows)
 
 
+def floor_verdict(side: pd.DataFrame, floor: pd.DataFrame, name: str) -> dict:
+    """``side`` (a compare() table of a faster setting) against ``floor`` (of ``threads``) on the
+    rows both have: misses of the bar, mean |difference| per metric, and whether it is within the
+    floor (the rule in the module docstring)."""
+    keys = ["method", "target"]
+    shared = side.merge(floor[keys], on=keys)
+    base = floor.merge(side[keys], on=keys)
+    row = {"setting": name, "rows": len(shared), "misses": int((~shared["agree"]).sum())}
+    row["floor misses"] = int((~base["agree"]).sum())
+    within = row["misses"] <= row["floor misses"]
+    for metric in ("UA", "IRA", "CRA"):
+        mine, theirs = shared[f"d{metric}"].abs().mean(), base[f"d{metric}"].abs().mean()
+        bar = shared["one image"].mean() if metric == "UA" else 1.0
+        row |= {f"mean |d{metric}|": mine, f"floor mean |d{metric}|": theirs}
+        within = within and mine <= theirs + bar + 1e-9
+    row["within the floor"] = bool(within) and len(shared) > 0
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=1.0, help="every trained method's steps x this (both sides)")
@@ -180,6 +207,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(note)
     print(f"wrote {out / name}.md")
+    if args.against == "threads":
+        verdicts = [
+            floor_verdict(pd.read_csv(out / f"{other}.csv"), table, label)
+            for label, other in (("auto", "speed_agreement"), ("answers", "speed_agreement_answers"))
+            if (out / f"{other}.csv").is_file()
+        ]
+        if verdicts:
+            write_table(
+                pd.DataFrame(verdicts),
+                out / "speed_agreement_floor",
+                "the faster settings against the floor (fp32 in one thread)",
+                f"`python -m benchmarks.speed_agreement --budget {args.budget} --against threads` on {cpu['model']}. "
+                "Rows: the (method, target) pairs the floor covers. Within the floor: no more misses of the bar "
+                "than the floor, and each metric's mean |difference| from fp32 at most the floor's plus the bar "
+                "(one target image of UA, 1 point of IRA / CRA); the rule was written before the floor's runs.",
+            )
+            print(f"wrote {out / 'speed_agreement_floor'}.md")
     return 0 if agreed == len(table) else 1
 
 

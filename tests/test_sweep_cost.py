@@ -76,3 +76,32 @@ def test_speed_agreement_by_hand():
             "object:Crescent",
         )
     )
+
+
+def test_floor_verdict_by_hand():
+    """A setting is within the floor when it misses the bar no more often and moves each metric on
+    average by at most the floor's mean plus the bar (one image of UA: 5 points here; 1 point)."""
+    from benchmarks.speed_agreement import floor_verdict
+
+    def table(rows):
+        frame = pd.DataFrame(rows, columns=["method", "target", "dUA", "dIRA", "dCRA", "agree"])
+        return frame.assign(**{"one image": 5.0})
+
+    floor = table([("a", "style:X", 0.0, 2.0, 0.0, False), ("b", "style:X", 5.0, 0.0, 1.0, True)])
+    # misses 1 (= floor's 1); mean |dUA| 5 <= 2.5 + 5; |dIRA| 1.5 <= 1 + 1; |dCRA| 1.5 <= 0.5 + 1
+    side = table(
+        [
+            ("a", "style:X", 10.0, 1.0, -1.0, True),
+            ("b", "style:X", 0.0, 2.0, 2.0, False),
+            ("c", "style:X", 50.0, 50.0, 50.0, False),  # no floor for c: left out
+        ]
+    )
+    row = floor_verdict(side, floor, "auto")
+    assert (row["rows"], row["misses"], row["floor misses"]) == (2, 1, 1)
+    assert row["mean |dUA|"] == 5.0 and row["floor mean |dUA|"] == 2.5 and row["mean |dCRA|"] == 1.5
+    assert row["within the floor"]
+    side.loc[1, "dCRA"] = 2.5  # mean |dCRA| 1.75 > 0.5 + 1
+    assert not floor_verdict(side, floor, "auto")["within the floor"]
+    side.loc[1, "dCRA"] = 2.0
+    side.loc[0, "agree"] = False  # two misses against the floor's one
+    assert not floor_verdict(side, floor, "auto")["within the floor"]
