@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.presets import Preset, get_preset
-from benchmarks.tables import COST, gaps_note, integer_columns, write_table
+from benchmarks.tables import COST, gaps_note, integer_columns, with_retain, write_table
 from spare.errors import UserError
 from spare.viz import save_figure
 
@@ -47,7 +47,7 @@ def get_ablation(name: str) -> Preset:
 def ablation_table(per_target: pd.DataFrame, preset: Preset) -> pd.DataFrame:
     """Mean over targets per (method, variant), with the ablated keys and mean retain accuracy."""
     keys = [k for k in dict.fromkeys((preset.x, preset.series)) if k and k in per_target]
-    frame = per_target.assign(retain=(per_target["IRA"] + per_target["CRA"]) / 2)
+    frame = with_retain(per_target)
     group = ["method", "variant", *keys]
     metrics = ["UA", "IRA", "CRA", "retain", "FID", *COST]
     table = frame.groupby(group, sort=False, dropna=False)[metrics].mean().reset_index()

@@ -79,6 +79,11 @@ def per_target_row(result: dict, method: str, target: str) -> dict:
     return row
 
 
+def with_retain(per_target: pd.DataFrame) -> pd.DataFrame:
+    """``per_target`` with ``retain``, the mean retain accuracy (IRA + CRA) / 2 of each run."""
+    return per_target.assign(retain=(per_target["IRA"] + per_target["CRA"]) / 2)
+
+
 def machine(provenance: dict) -> str:
     """What a run's time was measured on: the GPU's name, or on the CPU its model name with torch's
     vector kernels and the threads the run had, "AMD EPYC (AVX2, 2 threads)" ("" for runs made
@@ -240,7 +245,7 @@ def tradeoff_plot(per_target: pd.DataFrame, path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    frame = per_target.assign(retain=(per_target["IRA"] + per_target["CRA"]) / 2)
+    frame = with_retain(per_target)
     colours = plt.get_cmap("tab10")
     for i, (method, runs) in enumerate(frame.groupby("method", sort=False)):
         for kind, marker in (("style", "o"), ("object", "s")):

@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from benchmarks.ablations import get_ablation, reporter
-from benchmarks.tables import write_table
+from benchmarks.tables import with_retain, write_table
 from spare.io import atomic_path
 
 GRID = "tuning"
@@ -40,7 +40,7 @@ TIE = 0.5
 def grid_table(per_target: pd.DataFrame, variants: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
     """One row per (method, grid point): its overrides, means over the targets and the score;
     ``complete``: the point has every target the grid names for it."""
-    frame = per_target.assign(retain=(per_target["IRA"] + per_target["CRA"]) / 2)
+    frame = with_retain(per_target)
     frame = frame.assign(point=(frame["UA"] + frame["retain"]) / 2)
     want = frame["target"].nunique()
     rows = []
