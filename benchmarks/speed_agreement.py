@@ -11,7 +11,8 @@ CRA within 1 point. This runs both as sweeps of every method on the catalogue's 
 targets with the validation answer seeds (never a reported target, never the answer seeds
 188..888), through the runner (resumable; run folders tagged ``agree-fp32`` and ``agree-auto``),
 and writes ``results/benchmarks/speed_agreement.{md,csv,json}`` (each sweep's own tables beside
-it, under ``speed_agreement/<config>/``).
+it, under ``speed_agreement/<config>/``, or ``speed_agreement/<config>-subsets/<methods>/`` when
+``--methods`` narrows them).
 
 ``--against threads`` measures the floor under that bar: the fp32 configuration again, unchanged,
 in one thread instead of the machine's threads (run folders ``agree-fp32-t1``). The forward pass is
@@ -133,6 +134,15 @@ def floor_verdict(side: pd.DataFrame, floor: pd.DataFrame, name: str) -> dict:
     return row
 
 
+def side_dir(out: Path, config: str, methods: tuple[str, ...]) -> Path:
+    """Where a side's own sweep tables go: ``speed_agreement/<config>`` for every method, and a
+    folder of their own when ``--methods`` narrows them (as the runner keeps narrowed sweeps apart),
+    so a side compared on a few methods never overwrites the record of all of them."""
+    if set(methods) == set(method_names()):
+        return out / "speed_agreement" / config
+    return out / "speed_agreement" / f"{config}-subsets" / "+".join(sorted(methods))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=1.0, help="every trained method's steps x this (both sides)")
@@ -160,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
         sweep = build_sweep(preset, runs_dir=args.runs)
         print(f"{config}: {len(sweep.jobs)} jobs, answer sets in {sweep.settings.sampling.precision}")
-        rc = run_sweep(sweep, results_dir=out / "speed_agreement" / config)
+        rc = run_sweep(sweep, results_dir=side_dir(out, config, methods))
         if rc:
             print(f"{config}: the sweep did not finish (exit {rc}); the comparison covers what is done")
         per_target, base, _ = collect(sweep, sweep.jobs)

@@ -78,6 +78,15 @@ def test_speed_agreement_by_hand():
     )
 
 
+def test_a_narrowed_side_keeps_its_tables_apart(tmp_path):
+    from benchmarks.speed_agreement import side_dir
+    from spare.methods import method_names
+
+    assert side_dir(tmp_path, "fp32", tuple(method_names())) == tmp_path / "speed_agreement" / "fp32"
+    narrowed = side_dir(tmp_path, "fp32", ("spare", "esd"))
+    assert narrowed == tmp_path / "speed_agreement" / "fp32-subsets" / "esd+spare"
+
+
 def test_floor_verdict_by_hand():
     """A setting is within the floor when it misses the bar no more often and moves each metric on
     average by at most the floor's mean plus the bar (one image of UA: 5 points here; 1 point)."""
