@@ -26,7 +26,9 @@ the (method, target) rows both have: it is *within the floor* when it misses the
 rows than the floor does, and for each of UA, IRA and CRA its mean absolute difference from fp32
 exceeds the floor's by no more than the bar (one target image of UA, one point of IRA or CRA).
 ``--against threads`` writes that verdict for every side already compared
-(``speed_agreement_floor.{md,csv}``).
+(``speed_agreement_floor.{md,csv}``). ``--against rounding`` compares the settings that only
+reorder fp32 arithmetic (fused calls, micro-batches of 55, no bf16), which the floor suggests
+may agree where bf16 did not.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ SEEDS = (1000, 1001)  # validation answer seeds
 FP32 = ["optim.precision=fp32", "optim.fused=false"]  # the harness as it was
 FAST = ["optim.precision=auto", "optim.fused=true"]  # the faster settings, to be adopted if they agree
 FAST_SAMPLING = {"precision": "auto", "micro_batch": 55, "batch_size": 110}
+# the settings that change only the order of fp32 arithmetic: fused calls, micro-batches of 55
+ROUNDING = ["optim.precision=fp32", "optim.fused=true"]
+ROUNDING_SAMPLING = {"precision": "fp32", "micro_batch": 55, "batch_size": 110}
 METRICS = ("UA", "IRA", "CRA", "FID")
 # the validation style and object the side-by-side ran on (the catalogue's first two validation
 # targets; the tuning grid's two later ones were added after it)
@@ -71,6 +76,8 @@ def presets(budget: float, methods: tuple[str, ...]) -> dict[str, Preset]:
         "threads": (FP32, fp32_sampling, "agree-fp32-t1", "speed-agreement-fp32-1thread"),
         # the answer sets' settings alone: training as in fp32, sampling as in auto (which side moves the metrics)
         "answers": (FP32, FAST_SAMPLING, "agree-answers", "speed-agreement-answers"),
+        # fused calls and micro-batches of 55 without bf16: fp32 in another order, as the floor is
+        "rounding": (ROUNDING, ROUNDING_SAMPLING, "agree-rounding", "speed-agreement-rounding"),
     }
     return {
         side: Preset(
@@ -149,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
     parser.add_argument(
         "--against",
-        choices=("auto", "answers", "threads"),
+        choices=("auto", "answers", "threads", "rounding"),
         default="auto",
         help="auto: every faster setting (default); answers: only the answer sets' (training as in fp32); "
-        "threads: fp32 unchanged, in one thread (the floor: what reduction order alone moves)",
+        "threads: fp32 unchanged, in one thread (the floor: what reduction order alone moves); "
+        "rounding: fused calls and micro-batches of 55, all in fp32",
     )
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="results/benchmarks")
@@ -189,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "auto": "auto: `optim.precision=auto optim.fused=true`, answer sets in precision auto in micro-batches of 55",
         "answers": "answers: training as in fp32, answer sets in precision auto in micro-batches of 55",
         "threads": f"threads: the fp32 configuration unchanged, in 1 thread instead of {default_threads}",
+        "rounding": "rounding: `optim.precision=fp32 optim.fused=true`, answer sets in fp32 in micro-batches of 55",
     }[args.against]
     flag = "" if args.against == "auto" else f" --against {args.against}"
     note = (
@@ -220,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.against == "threads":
         verdicts = [
             floor_verdict(pd.read_csv(out / f"{other}.csv"), table, label)
-            for label, other in (("auto", "speed_agreement"), ("answers", "speed_agreement_answers"))
+            for label, other in (
+                ("auto", "speed_agreement"),
+                ("answers", "speed_agreement_answers"),
+                ("rounding", "speed_agreement_rounding"),
+            )
             if (out / f"{other}.csv").is_file()
         ]
         if verdicts:

@@ -63,6 +63,9 @@ def test_speed_agreement_by_hand():
     # the floor: fp32's configuration unchanged (same overrides and sampling, so the same keys), its own folders
     assert both["threads"].overrides == both["fp32"].overrides and both["threads"].sampling == both["fp32"].sampling
     assert both["threads"].tag == "agree-fp32-t1" != both["fp32"].tag
+    # rounding: fused calls and micro-batches of 55, but fp32 throughout
+    assert both["rounding"].overrides == {"spare": ["optim.precision=fp32", "optim.fused=true"]}
+    assert both["rounding"].sampling.precision == "fp32" and both["rounding"].sampling.micro_batch == 55
     assert compare({"fp32": fp32, "answers": auto}, seeds=2, against="answers")["agree"].tolist() == [
         True,
         False,
