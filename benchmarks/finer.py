@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.tables import FINER, write_table
-from spare.viz import save_figure
+from spare.viz import percent_bars, save_figure
 
 LABELS = {"FU": "FU", "FR_style": "FR same style", "FR_object": "FR same object", "FR_rest": "FR rest"}
 
@@ -42,16 +42,8 @@ def finer_plot(table: pd.DataFrame, path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(table)), 4.2))
-    x = np.arange(len(table))
-    w = 0.2
-    for i, m in enumerate(FINER):
-        ax.bar(x + (i - 1.5) * w, table[LABELS[m]], w, label=LABELS[m])
-    ax.set_xticks(x, table["method"], rotation=30)
-    ax.set_ylim(0, 105)
-    ax.set_ylabel("%")
-    ax.grid(axis="y", alpha=0.3)
+    percent_bars(ax, table["method"], [(table[LABELS[m]], {"label": LABELS[m]}) for m in FINER], title)
     ax.legend(fontsize=7, loc="lower left")
-    ax.set_title(title)
     return save_figure(fig, path)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.tables import write_table
-from spare.viz import save_figure
+from spare.viz import percent_bars, save_figure
 
 # UnlearnCanvas, UA without -> with adversarial prompts (%), (style pair, object pair); read from the
 # paper's figure as re-posted by its first author (../shared/UNLEARNCANVAS.md, section 7); SEOT's
@@ -76,17 +76,13 @@ def robustness_plot(table: pd.DataFrame, path: Path, title: str) -> Path:
     fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.2), squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
         part = table[table["kind"] == kind].reset_index(drop=True)
-        x = np.arange(len(part))
-        w = 0.2
-        ax.bar(x - 1.5 * w, part["UA"], w, label="UA (ours)", color="tab:blue")
-        ax.bar(x - 0.5 * w, part["Rob."], w, label="Rob. (ours, attacked)", color="tab:red")
-        ax.bar(x + 0.5 * w, part["published UA"], w, label="UA (published)", fill=False, edgecolor="tab:blue")
-        ax.bar(x + 1.5 * w, part["published Rob."], w, label="Rob. (published)", fill=False, edgecolor="tab:red")
-        ax.set_xticks(x, part["method"], rotation=30)
-        ax.set_ylim(0, 105)
-        ax.set_ylabel("%")
-        ax.set_title(f"{kind} targets")
-        ax.grid(axis="y", alpha=0.3)
+        bars = [
+            (part["UA"], {"label": "UA (ours)", "color": "tab:blue"}),
+            (part["Rob."], {"label": "Rob. (ours, attacked)", "color": "tab:red"}),
+            (part["published UA"], {"label": "UA (published)", "fill": False, "edgecolor": "tab:blue"}),
+            (part["published Rob."], {"label": "Rob. (published)", "fill": False, "edgecolor": "tab:red"}),
+        ]
+        percent_bars(ax, part["method"], bars, f"{kind} targets")
     axes[0][0].legend(fontsize=7, loc="lower left")
     fig.suptitle(title)
     return save_figure(fig, path)

@@ -63,6 +63,18 @@ def answer_grid_png(answers: str | Path, path: str | Path, title: str) -> Path:
     return save_png(image_grid(cells, styles, objects, title=f"{title}, seed {seed}"), path)
 
 
+def percent_bars(ax, labels, series, title: str, width: float = 0.2) -> None:
+    """Grouped bars on a 0-100 axis: one group per label, one bar per ``(values, bar keywords)`` in series."""
+    x = np.arange(len(labels))
+    for i, (values, style) in enumerate(series):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, **style)
+    ax.set_xticks(x, labels, rotation=30)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("%")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+
+
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     """A matplotlib figure as a PNG, laid out tight, written atomically, then closed."""
     import matplotlib.pyplot as plt

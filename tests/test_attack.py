@@ -2,7 +2,6 @@
 success, the figures, and the stage on a finished run (files, reuse, resume, bad input)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,17 +16,16 @@ from spare.errors import UserError
 from spare.methods import get_method
 from spare.run import RunSettings, run_unlearning
 from spare.stages.attack import attack_run
-from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
-CLASSIFIERS = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-classifiers"
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import CLASSIFIERS, tiny_pipeline
+
 SAMPLE = dict(steps=2, guidance=3.0, sampler="dpm", micro_batch=4, precision="fp32")
 
 
 @pytest.fixture(scope="module")
 def pipe():
     torch.manual_seed(0)
-    return build_tiny_pipeline(CANVAS_MINI, TINY)
+    return tiny_pipeline()
 
 
 def rows(n: int) -> list[Row]:

@@ -15,9 +15,9 @@ from spare.methods import get_method, method_names
 from spare.methods.contract import edited_part
 from spare.methods.edits import WeightEdit, edit_size_bytes, load_edit
 from spare.pipeline import T2IPipeline
-from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import tiny_pipeline
+
 TARGET, KEPT = "Chalkboard", "Pop_Halftone"
 BASE = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-base"
 
@@ -61,7 +61,7 @@ def pipe():
 
 @pytest.fixture
 def tiny():
-    p = build_tiny_pipeline(CANVAS_MINI, TINY, seed=0)
+    p = tiny_pipeline()
     p.unet.requires_grad_(False)
     return p
 

@@ -1,25 +1,19 @@
 """Finer-scale unlearning: pair targets parse (or fail naming the valid names), their forget and
 retain sets and surrogate prompts by hand, FU / FR by hand, and a pair run end to end."""
 
-from pathlib import Path
-
 import datasets
 import pandas as pd
 import pytest
-import torch
 
 from evaluators.accuracy import pair_metrics
-from spare.answers import SamplingConfig
 from spare.catalogue import Concept, UnknownConceptError
 from spare.config import apply_overrides
 from spare.data import split_for_target
 from spare.data.canvas_mini import CANVAS_MINI
 from spare.methods import get_method
-from spare.run import RunSettings, evaluate_base, run_unlearning
-from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
+from spare.run import evaluate_base, run_unlearning
 
-CLASSIFIERS = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-classifiers"
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import tiny_settings
 
 
 def test_pair_targets_parse_and_bad_ones_name_the_valid_choices():
@@ -89,14 +83,7 @@ def test_fu_and_fr_by_hand():
 
 
 def test_a_pair_target_runs_end_to_end(tmp_path):
-    torch.manual_seed(0)
-    build_tiny_pipeline(CANVAS_MINI, TINY).save_pretrained(tmp_path / "model")
-    settings = RunSettings(
-        model=str(tmp_path / "model"),
-        classifiers=str(CLASSIFIERS),
-        runs_dir=str(tmp_path / "runs"),
-        sampling=SamplingConfig(seeds=(188,), steps=2),
-    )
+    settings = tiny_settings(tmp_path)
     cfg = apply_overrides(get_method("fmn").config_cls(), ["optim.steps=2", "batch_size=2"])
     result = run_unlearning("fmn", "pair:Ink_Outline+Star", cfg, settings)
     assert {"FU", "FR_style", "FR_object", "FR_rest", "FID(cls)"} <= set(result["metrics"])

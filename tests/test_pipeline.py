@@ -11,9 +11,9 @@ from spare.errors import UserError
 from spare.io import config_hash
 from spare.paths import MINI_BASE_MODEL
 from spare.pipeline import ModelPathError, T2IPipeline
-from spare.tiny_model import TinyModelConfig, build_tiny_pipeline, build_tokenizer
+from spare.tiny_model import build_tokenizer
 
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import tiny_pipeline
 
 
 def test_sd_format_latent_pipeline_generates_an_answer_set(sd_folder, tmp_path):
@@ -29,7 +29,7 @@ def test_sd_format_latent_pipeline_generates_an_answer_set(sd_folder, tmp_path):
 
 
 def test_tiny_pixel_pipeline_round_trips_through_save_and_load(tmp_path):
-    pipe = build_tiny_pipeline(CANVAS_MINI, TINY)
+    pipe = tiny_pipeline()
     assert not pipe.is_latent and pipe.sample_shape == (3, 32, 32)
     prompts = [CANVAS_MINI.prompt("Chalkboard", "Star"), CANVAS_MINI.prompt("Photo", "Disc")]
     before = pipe.sample(prompts, [1, 2], steps=3)
@@ -40,7 +40,7 @@ def test_tiny_pixel_pipeline_round_trips_through_save_and_load(tmp_path):
 
 
 def test_answer_images_do_not_depend_on_batch_size_or_order(tmp_path):
-    pipe = build_tiny_pipeline(CANVAS_MINI, TINY)
+    pipe = tiny_pipeline()
     cfg = SamplingConfig(seeds=(188, 288), steps=4, styles=("Ink_Outline", "Photo"), objects=("Disc", "Star", "Bolt"))
     a = generate_answer_set(pipe, CANVAS_MINI, SamplingConfig(**{**cfg.__dict__, "batch_size": 12}), tmp_path / "a")
     b = generate_answer_set(pipe, CANVAS_MINI, SamplingConfig(**{**cfg.__dict__, "batch_size": 5}), tmp_path / "b")
@@ -53,7 +53,7 @@ def test_answer_images_do_not_depend_on_batch_size_or_order(tmp_path):
 
 
 def test_answer_generation_resumes(tmp_path):
-    pipe = build_tiny_pipeline(CANVAS_MINI, TINY)
+    pipe = tiny_pipeline()
     cfg = SamplingConfig(seeds=(188,), steps=2, styles=("Ink_Outline",), objects=("Disc", "Star"), batch_size=1)
     grid = generate_answer_set(pipe, CANVAS_MINI, cfg, tmp_path)
     first = tmp_path / "Ink_Outline" / "Disc" / "188.png"
@@ -84,12 +84,12 @@ def test_bad_model_folder_and_sampler(tmp_path):
     (tmp_path / "half" / "unet").mkdir(parents=True)
     with pytest.raises(ModelPathError, match="lacks text_encoder/, tokenizer/, scheduler/"):
         T2IPipeline.from_pretrained(tmp_path / "half")
-    build_tiny_pipeline(CANVAS_MINI, TINY).save_pretrained(tmp_path / "corrupt")
+    tiny_pipeline().save_pretrained(tmp_path / "corrupt")
     next((tmp_path / "corrupt" / "unet").glob("*.safetensors")).write_bytes(b"truncated")
     with pytest.raises(ModelPathError, match="corrupt or partial"):
         T2IPipeline.from_pretrained(tmp_path / "corrupt")
     with pytest.raises(UserError, match="valid samplers: ddim, dpm"):
-        build_tiny_pipeline(CANVAS_MINI, TINY).sampler("euler")
+        tiny_pipeline().sampler("euler")
     with pytest.raises(ConfigError, match="valid samplers: ddim, dpm"):
         SamplingConfig(sampler="euler")
     with pytest.raises(ConfigError, match="valid: fp32, bf16"):

@@ -10,27 +10,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from benchmarks.tables import read_metrics
-from spare.answers import SamplingConfig
-from spare.data.canvas_mini import CANVAS_MINI
 from spare.io import content_fingerprint
 from spare.methods import get_method
 from spare.run import RunSettings, plan_run, run_unlearning
-from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
-CLASSIFIERS = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-classifiers"
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import CLASSIFIERS, tiny_settings
 
 
 def _settings(tmp_path: Path, classifiers: Path) -> RunSettings:
-    if not (tmp_path / "model").exists():
-        build_tiny_pipeline(CANVAS_MINI, TINY).save_pretrained(tmp_path / "model")
-    return RunSettings(
-        model=str(tmp_path / "model"),
-        classifiers=str(classifiers),
-        runs_dir=str(tmp_path / "runs"),
-        sampling=SamplingConfig(seeds=(188,), steps=2),
-        tag="rel",
-    )
+    return tiny_settings(tmp_path, classifiers=str(classifiers), tag="rel")
 
 
 def _shift_head(folder: Path) -> None:

@@ -1,28 +1,17 @@
 """One unlearning run end to end on a tiny random model: folder layout, metrics, resume."""
 
 import json
-from pathlib import Path
 
-from spare.answers import SamplingConfig
 from spare.config import apply_overrides
 from spare.data.canvas_mini import CANVAS_MINI
 from spare.methods import get_method
-from spare.run import RunSettings, evaluate_base, run_dir, run_unlearning
-from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
+from spare.run import evaluate_base, run_dir, run_unlearning
 
-CLASSIFIERS = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-classifiers"
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import tiny_settings
 
 
 def test_run_writes_every_stage_and_resumes(tmp_path):
-    build_tiny_pipeline(CANVAS_MINI, TINY).save_pretrained(tmp_path / "model")
-    settings = RunSettings(
-        model=str(tmp_path / "model"),
-        classifiers=str(CLASSIFIERS),
-        runs_dir=str(tmp_path / "runs"),
-        sampling=SamplingConfig(seeds=(188,), steps=2),
-        tag="micro",
-    )
+    settings = tiny_settings(tmp_path, tag="micro")
     cfg = apply_overrides(
         get_method("spare").config_cls(),
         ["optim.steps=2", "saliency_batches=1", "timesteps.profile_batch=4", "forget_batch=4", "retain_batch=4"],

@@ -17,9 +17,8 @@ from spare.errors import UserError
 from spare.methods.contract import edited_part
 from spare.methods.edits import load_edit
 from spare.methods.prompt_edit import PromptEdit, find, soft_weighted
-from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import tiny_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,7 @@ def dataset():
 
 @pytest.fixture
 def pipe():
-    return build_tiny_pipeline(CANVAS_MINI, TINY, seed=0)
+    return tiny_pipeline()
 
 
 def _embed(pipe, prompts):

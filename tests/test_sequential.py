@@ -2,24 +2,20 @@
 step, the metrics by hand, and bad sequences fail in one line."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch
 
 from spare.answers import SamplingConfig
 from spare.concepts import get_catalogue
-from spare.data.canvas_mini import CANVAS_MINI
 from spare.errors import UserError
 from spare.methods import registry
 from spare.methods.contract import Unlearned
 from spare.methods.edits import WeightEdit
-from spare.run import RunSettings
 from spare.stages.sequential import plan_sequence, run_sequence, sequence_metrics
-from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
-CLASSIFIERS = Path(__file__).resolve().parents[1] / "models" / "canvas-mini-classifiers"
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import tiny_settings
+
 TARGETS = ["style:Ink_Outline", "style:Pencil_Hatch", "style:Neon_Outline"]
 SEEN: list[dict] = []  # what the toy method saw at each call
 KILL: set[str] = set()  # targets whose training is killed (KeyboardInterrupt), like Ctrl-C mid-step
@@ -63,14 +59,7 @@ def toy_method():
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
     root = tmp_path_factory.mktemp("seq")
-    torch.manual_seed(0)
-    build_tiny_pipeline(CANVAS_MINI, TINY).save_pretrained(root / "model")
-    return RunSettings(
-        model=str(root / "model"),
-        classifiers=str(CLASSIFIERS),
-        runs_dir=str(root / "runs"),
-        sampling=SamplingConfig(seeds=(188,), steps=2),
-    )
+    return tiny_settings(root)
 
 
 def test_each_step_starts_from_the_previous_steps_weights_and_a_killed_sequence_resumes(settings):

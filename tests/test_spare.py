@@ -14,9 +14,8 @@ from spare.methods.batches import ImageBatches
 from spare.methods.edits import edit_size_bytes
 from spare.methods.saliency import compute_saliency, top_modules, weight_masks
 from spare.methods.timesteps import TimestepConfig, TimestepSampler, build_sampler, smallest_band
-from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import tiny_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def data():
 
 @pytest.fixture
 def pipe():
-    p = build_tiny_pipeline(CANVAS_MINI, TINY, seed=0)
+    p = tiny_pipeline()
     p.unet.requires_grad_(False)
     return p
 

@@ -8,10 +8,9 @@ from safetensors.torch import load_file
 
 from spare import train_base
 from spare.errors import UserError
-from spare.tiny_model import TinyModelConfig
 from spare.train_base import EMA_SETTINGS, EMA_TENSORS, BaseTrainConfig, _latest_checkpoint, train_base_model
 
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import TINY
 
 
 def _cfg(tmp_path, name: str, steps: int) -> BaseTrainConfig:

@@ -12,10 +12,9 @@ from PIL import Image
 from spare.concepts import UNLEARNCANVAS
 from spare.data.canvas_mini import CANVAS_MINI
 from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS
-from spare.tiny_model import TinyModelConfig, build_tiny_pipeline
 from spare.validate import InputProblems, classifier_problems, model_problems, validate_inputs
 
-TINY = TinyModelConfig(block_out_channels=(8, 16, 16), attention_head_dim=8, norm_num_groups=8, text_hidden_size=16)
+from tiny import tiny_pipeline
 
 
 def uc_folder(root: Path, pairs: list[tuple[str, str]], n: int = 2) -> Path:
@@ -35,7 +34,7 @@ def test_the_committed_canvas_mini_inputs_pass():
 
 def test_every_model_problem_is_listed(tmp_path):
     torch.manual_seed(0)
-    build_tiny_pipeline(CANVAS_MINI, TINY).save_pretrained(tmp_path / "m")
+    tiny_pipeline().save_pretrained(tmp_path / "m")
     assert model_problems(tmp_path / "m") == []
     (tmp_path / "m" / "unet" / "config.json").write_text("{not json")
     weights = tmp_path / "m" / "text_encoder" / "model.safetensors"
