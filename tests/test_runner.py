@@ -46,6 +46,7 @@ QUALITY = ["method", "target", "UA", "IRA", "CRA", "FID"]
         (["--model", "/no/such/model"], "model path '/no/such/model' not found or incomplete; --model DIR"),
         (["--preset", "unlearncanvas"], "preset 'unlearncanvas' needs local paths that were not given: --model DIR"),
         (["--wandb", "sometimes"], "unknown W&B mode 'sometimes'. Valid modes: off, offline, online"),
+        (["--restore", "/no/such/results"], "--restore: no stored runs (no configs/ folder) in /no/such/results"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_valid_choices(argv, needle, capsys, tmp_path, monkeypatch):
@@ -389,6 +390,24 @@ def test_a_subset_restores_from_the_whole_presets_stored_runs(tmp_path, capsys):
     assert f"restored 1 finished runs from {folder / 'configs'} and {root / preset.name / 'configs'}" in out
     ours = pd.read_csv(folder / "per_target.csv")[QUALITY]  # the base model's row came back too
     pd.testing.assert_frame_equal(ours, ref[ref.target == "object:Star"].reset_index(drop=True))
+    assert not (runs / "mini/uce/object-Star@tiny/edit").exists()  # restored, not rerun
+
+
+def test_runs_stored_beside_another_sweeps_tables_are_restored_from_the_folder_named(tmp_path, capsys):
+    """--restore DIR: a sweep sharing runs with another (mini-full's seed 0 is mini-robust's) takes the other's
+    stored runs, with the same numbers, and reruns nothing."""
+    preset_file = tmp_path / "tiny.yaml"
+    preset_file.write_text(TINY.replace("methods: [uce, ca]", "methods: [uce]"))  # closed form: a quick sweep
+    preset, runs, root, other = get_preset(str(preset_file)), tmp_path / "runs", tmp_path / "bench", tmp_path / "other"
+    assert run_sweep(build_sweep(preset, runs_dir=str(runs)), wandb_mode="off", results_dir=other) == 0
+    shutil.rmtree(runs)  # a fresh clone: only the other sweep's committed tables
+    sweep = build_sweep(preset, runs_dir=str(runs))
+    assert run_sweep(sweep, restore=True, tables_only=True, wandb_mode="off", results_root=root) == 1  # not there
+    capsys.readouterr()
+    assert run_sweep(sweep, restore=True, restore_from=[other], wandb_mode="off", results_root=root) == 0
+    assert f"restored {len(sweep.jobs)} finished runs from" in capsys.readouterr().out
+    ours, theirs = (pd.read_csv(f / "per_target.csv")[QUALITY] for f in (root / preset.name, other))
+    pd.testing.assert_frame_equal(ours, theirs)
     assert not (runs / "mini/uce/object-Star@tiny/edit").exists()  # restored, not rerun
 
 

@@ -70,6 +70,13 @@ def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, 
     return pd.DataFrame(rows), pd.DataFrame(base_rows), missing
 
 
+def _check_restore_folders(folders) -> None:
+    """A folder to restore from that has no stored runs is a typo, not an empty sweep: one line."""
+    bad = [str(f) for f in folders if not (Path(f) / "configs").is_dir()]
+    if bad:
+        raise UserError(f"--restore: no stored runs (no configs/ folder) in {', '.join(bad)}")
+
+
 def run_sweep(
     sweep: Sweep,
     *,
@@ -81,6 +88,7 @@ def run_sweep(
     results_root: str | Path = Path("results") / "benchmark",
     report=None,
     restore: bool = False,
+    restore_from: list[Path] = (),
 ) -> int:
     """Run (or resume) the sweep; returns 0 when every job has metrics, 1 on failures or gaps.
 
@@ -89,9 +97,11 @@ def run_sweep(
     (default: the benchmark tables of :func:`benchmarks.tables.write_all`; ablations pass theirs).
     ``tables_only`` skips stages 1 and 2: the tables of whatever is done, the rest listed as missing.
     ``restore`` first takes the finished runs stored beside the tables, or beside the whole preset's
-    tables under ``results_root`` (:func:`restore_finished`).
+    tables under ``results_root``, then beside the tables in ``restore_from`` (another sweep's results
+    folder whose runs share this one's keys) (:func:`restore_finished`).
     The tables go to ``results_dir``, by default to :meth:`Sweep.results_folder` under ``results_root``.
     """
+    _check_restore_folders(restore_from)
     procs = Processes()
     jobs = sweep.jobs[:limit] if limit else sweep.jobs
     out = Path(results_dir) if results_dir else sweep.results_folder(results_root, jobs)
@@ -101,9 +111,9 @@ def run_sweep(
             f" {Path(results_root) / sweep.preset.name} (--results DIR to choose)"
         )
     restorable: set[Path] = set()
-    if restore:
+    if restore or restore_from:
         if procs.main:  # the tables' own folder first, then the whole preset's (a subset reuses its runs)
-            folders = list(dict.fromkeys([out, Path(results_root) / sweep.preset.name]))
+            folders = list(dict.fromkeys([out, Path(results_root) / sweep.preset.name, *map(Path, restore_from)]))
             restorable, stale, moved = restore_finished(sweep, jobs, folders, dry_run=dry_run)
             print(
                 f"{'would restore' if dry_run else 'restored'} {len(restorable)} finished runs from "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from spare.concepts import catalogue_names
 
@@ -48,9 +49,12 @@ def _add_sweep_args(parser: argparse.ArgumentParser, results_help: str) -> None:
     parser.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
     parser.add_argument(
         "--restore",
-        action="store_true",
+        nargs="*",
+        metavar="DIR",
+        default=None,
         help="first take the finished runs stored beside the tables (<results>/configs/, same config key), "
-        "e.g. to continue a committed sweep from a fresh clone",
+        "e.g. to continue a committed sweep from a fresh clone; DIRs: other results folders to take them "
+        "from too (a sweep that shares runs with another, e.g. results/robustness/mini-robust)",
     )
 
 
@@ -61,7 +65,8 @@ def _sweep_options(args: argparse.Namespace, **results) -> dict:
         "dry_run": args.dry_run,
         "tables_only": args.tables_only,
         "wandb_mode": args.wandb,
-        "restore": args.restore,
+        "restore": args.restore is not None,
+        "restore_from": [Path(d) for d in args.restore or []],
     }
 
 
