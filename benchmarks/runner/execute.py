@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def run_sweep(
     results_root: str | Path = Path("results") / "benchmark",
     report=None,
     restore: bool = False,
-    restore_from: list[Path] = (),
+    restore_from: Sequence[Path] = (),
 ) -> int:
     """Run (or resume) the sweep; returns 0 when every job has metrics, 1 on failures or gaps.
 
