@@ -56,7 +56,7 @@ def test_a_method_from_a_file_of_its_own_runs_through_spare_unlearn(tmp_path, mo
     plugin.write_text(TOY)
     monkeypatch.chdir(tmp_path)  # runs/ is written under the working directory
     argv = ["--plugin", str(plugin), "unlearn", "--method", "toy_shift", "--target", "style:Ink_Outline"]
-    assert main([*argv, "shift=0.5", "--seeds", "188"]) == 0
+    assert main([*argv, "shift=0.5", "--sample-steps", "4", "--seeds", "188"]) == 0  # 4 steps: the path, quickly
     out = capsys.readouterr().out
     assert "toy_shift style:Ink_Outline" in out and "UA" in out
     assert "toy_shift" in method_names() and "toy_shift" not in BUILTIN_METHODS  # registered, not built in
