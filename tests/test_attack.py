@@ -226,6 +226,25 @@ def test_an_attacked_sweep_adds_the_stage_to_finished_runs_and_tabulates_it(tmp_
     # the attack reads the same answer images as the run's UA
     assert attack["UA_before"] == pytest.approx(row["UA"])
 
+    # the attack is kept beside the tables with its run, so a fresh clone restores both: nothing is redone
+    assert json.loads((results / "configs" / "uce" / run.name / "attack" / "metrics.json").read_text()) == attack
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    capsys.readouterr()
+    assert main(["benchmark", "--preset", "robust.yaml", "--restore", "--wandb", "off"]) == 0
+    assert "restored 1 finished runs" in capsys.readouterr().out
+    assert json.loads((run / "attack" / "metrics.json").read_text()) == attack
+    assert not (run / "answers").exists()  # restored, not made again
+
+    # a run restored without its attack (config and metrics only) is made again, then attacked
+    shutil.rmtree(tmp_path / "runs")
+    shutil.rmtree(results / "configs" / "uce" / run.name / "attack")
+    assert main(["benchmark", "--preset", "robust.yaml", "--restore", "--wandb", "off"]) == 0
+    assert (run / "answers").is_dir() and (run / "metrics.restored.json").is_file()
+    again = json.loads((run / "attack" / "metrics.json").read_text())
+    assert again["Rob"] == pytest.approx(attack["Rob"]) and again["UA_before"] == pytest.approx(attack["UA_before"])
+
 
 def test_the_attack_leaves_every_weight_bit_identical_and_repeats_with_its_seed(pipe):
     before = {k: v.clone() for m in (pipe.unet, pipe.text_encoder) for k, v in m.state_dict().items()}

@@ -100,13 +100,17 @@ STORED = ("config.json", "metrics.json")  # metrics last: it is what marks a run
 
 def stored_runs(sweep: Sweep, jobs: list[Job]):
     """(planned run, its folder under a results folder, the files kept there) for the base model's
-    rows of every target (``configs/base/``, metrics only) and for every job."""
+    rows of every target (``configs/base/``, metrics only), for every job and, when the preset
+    attacks, for every job's attack (``configs/<method>/<run>/attack/``)."""
     for target in dict.fromkeys(j.target for j in jobs):
         planned = planned_base(target, sweep.base_settings)
         yield planned, Path("configs") / "base" / planned.out.name, ("metrics.json",)
     for job in jobs:
         planned = sweep.planned(job)
         yield planned, Path("configs") / job.method / planned.out.name, STORED
+        attack = sweep.planned_attack(job)
+        if attack is not None:
+            yield attack, Path("configs") / job.method / planned.out.name / attack.out.name, STORED
 
 
 def print_summary(per_target, base, paths: dict, wall: float, missing: str, mirror: WandbMirror) -> None:

@@ -13,6 +13,7 @@ from benchmarks.runner.record import STORED, stored_runs
 from spare.io import copy_atomic, read_json_dict, write_json
 from spare.paths import PROJECT_ROOT
 from spare.run import PlannedRun, RunSettings
+from spare.stages.attack import PlannedAttack
 
 PATH_FIELDS = ("model", "classifiers", "data", "inception", "runs_dir")  # RunSettings' paths: hashed as given
 
@@ -49,8 +50,9 @@ def checkout_of(stored: dict, settings: RunSettings, root: str | Path) -> Path |
 def restore_finished(
     sweep: Sweep, jobs: list[Job], folders: list[Path], dry_run: bool = False, root: Path | None = None
 ) -> tuple[set[Path], int, dict[Path, int]]:
-    """Copy the finished runs recorded beside the tables (``configs/<method>/<run>/`` and the base
-    model's rows in ``configs/base/``, written by :func:`save_sweep_record`) into the runs folder where
+    """Copy the finished runs recorded beside the tables (``configs/<method>/<run>/``, the base
+    model's rows in ``configs/base/`` and an attacked sweep's attacks in ``configs/<method>/<run>/attack/``,
+    written by :func:`save_sweep_record`) into the runs folder where
     their config key is the job's: a sweep continued from a fresh clone or on another machine keeps
     the work already done and committed. ``folders`` are looked in in order; the first match counts.
 
@@ -74,7 +76,8 @@ def restore_finished(
     ):
         if planned.done():
             continue
-        is_job = names == STORED  # the base model's rows are restored too, but are not jobs
+        # the base model's rows and the jobs' attacks are restored too, but are not jobs
+        is_job = names == STORED and not isinstance(planned, PlannedAttack)
         keys = {planned.key: None} | {p.key: other for (p, _, _), other in zip(elsewhere, others, strict=True)}
         other_key = False
         for src in (folder / stored for folder in folders):
