@@ -26,7 +26,7 @@ from spare.answers import SamplingConfig
 from spare.concepts import get_catalogue
 from spare.config import apply_overrides, to_dict
 from spare.errors import UserError
-from spare.io import write_json
+from spare.io import copy_atomic, read_json_dict, write_json
 from spare.methods import method_names
 from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS
 from spare.progress import tqdm
@@ -148,6 +148,41 @@ def rebound_plot(steps: pd.DataFrame, path: Path, title: str) -> Path:
     return save_figure(fig, path)
 
 
+STORED = ("config.json", "metrics.json")  # metrics last: it is what marks a step done
+
+
+def store_sequences(plans: dict, out: Path) -> None:
+    """Each finished step's config and metrics beside the tables (``configs/<method>/<k>-<kind>-<Name>/``),
+    from which :func:`restore_sequences` takes them back on a fresh clone or another machine."""
+    for method, steps in plans.items():
+        for step in steps:
+            if step.done():
+                for name in STORED:
+                    copy_atomic(step.out / name, out / "configs" / method / step.out.name / name)
+
+
+def restore_sequences(plans: dict, out: Path, dry_run: bool = False) -> list[str]:
+    """The methods whose whole sequence is stored beside the tables under this plan's keys, copied back
+    into the runs folder (config and metrics: the tables, no edits; ``dry_run``: only named). A sequence
+    stored only in part is not restored: its next step needs the edits of the steps before it, so it
+    runs again whole."""
+    restored = []
+    for method, steps in plans.items():
+        if all(s.done() for s in steps):
+            continue
+        stored = [out / "configs" / method / s.out.name for s in steps]
+        if not all(
+            (src / "config.json").is_file() and (read_json_dict(src / "metrics.json") or {}).get("config_key") == s.key
+            for s, src in zip(steps, stored, strict=True)
+        ):
+            continue
+        for step, src in zip(steps, stored, strict=True):
+            for name in STORED if not dry_run else ():
+                copy_atomic(src / name, step.out / name)
+        restored.append(method)
+    return restored
+
+
 def run_sequences(
     preset: SequencePreset,
     methods: list[str] | None = None,
@@ -155,13 +190,23 @@ def run_sequences(
     results: str | Path = "results/sequential",
     dry_run: bool = False,
     wandb_mode: str = "offline",
+    restore: bool = False,
 ) -> int:
-    """Every method's sequence (resumable), then the tables from the steps' metrics files."""
+    """Every method's sequence (resumable), then the tables from the steps' metrics files, rewritten
+    after each method's sequence (so a stopped sweep leaves the tables of what it finished).
+    ``restore``: first take the whole sequences stored beside the tables (:func:`restore_sequences`)."""
     world = world_preset(preset.benchmark)
     chosen = list(methods or preset.methods or method_names())
     settings = settings_for(preset, world, runs_dir)
     configs = {m: apply_overrides(method_defaults(world, m), preset.overrides.get(m, [])) for m in chosen}
     plans = {m: plan_sequence(m, list(preset.targets), configs[m], settings, preset.name) for m in chosen}
+    out = Path(results) / preset.name
+    if restore:
+        restored = restore_sequences(plans, out, dry_run)
+        print(
+            f"{'would restore' if dry_run else 'restored'} {len(restored)} finished sequences from {out / 'configs'}"
+            + (f": {', '.join(restored)}" if restored else "")
+        )
     print(f"sequence preset {preset.name}: {preset.description}")
     print(f"  {len(chosen)} methods x {len(preset.targets)} steps: " + " -> ".join(preset.targets))
     for m, steps in plans.items():
@@ -170,6 +215,8 @@ def run_sequences(
         return 0
     failed = []
     for m in tqdm(chosen, desc=f"sequences {preset.name}", unit="method"):
+        if all(s.done() for s in plans[m]):
+            continue
         try:
             run_sequence(m, list(preset.targets), configs[m], settings, preset.name)
         except (KeyboardInterrupt, UserError):
@@ -177,7 +224,9 @@ def run_sequences(
         except Exception as err:  # one broken method must not stop the others
             print(f"{m}: failed ({err.__class__.__name__}: {err})")
             failed.append(m)
-    return write_sequence_tables(preset, plans, Path(results) / preset.name, wandb_mode) or (1 if failed else 0)
+        else:  # what is finished is on disk beside the tables before the next method starts
+            write_sequence_tables(preset, plans, out, "off")
+    return write_sequence_tables(preset, plans, out, wandb_mode) or (1 if failed else 0)
 
 
 def write_sequence_tables(preset: SequencePreset, plans: dict, out: Path, wandb_mode: str = "off") -> int:
@@ -213,6 +262,7 @@ def write_sequence_tables(preset: SequencePreset, plans: dict, out: Path, wandb_
     )
     plot = rebound_plot(steps, out / "rebound.png", f"{preset.name}: rebound and retention")
     write_json(out / "preset.json", to_dict(preset) | {"missing": missing})
+    store_sequences(plans, out)
     mirror = WandbMirror(wandb_mode, project="spare-unlearncanvas", group=preset.name, root=Path("runs"))
     mirror.log_sweep(preset.name, to_dict(preset), {"steps": steps, "published": table}, plot)
     print(steps.to_string(index=False, float_format=lambda v: f"{v:.2f}"))

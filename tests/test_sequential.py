@@ -140,5 +140,27 @@ def test_a_sequence_preset_runs_every_method_and_writes_its_tables(tmp_path, cap
     published = (tmp_path / "results" / "two" / "published.md").read_text()
     assert "published (UnlearnCanvas, SD-1.5)" in published  # uce's published row beside ours
     assert (tmp_path / "results" / "two" / "rebound.png").exists()
+
+    # every finished step is kept beside the tables; a fresh runs folder takes whole sequences back
+    import shutil
+
+    stored = tmp_path / "results" / "two" / "configs"
+    assert sorted(p.parent.name for p in stored.glob("*/*/metrics.json")) == [
+        "1-style-Ink_Outline",
+        "1-style-Ink_Outline",
+        "2-style-Pencil_Hatch",
+        "2-style-Pencil_Hatch",
+    ]
+    shutil.rmtree(tmp_path / "runs")
+    (stored / "uce" / "2-style-Pencil_Hatch" / "metrics.json").unlink()  # uce's sequence stored in part only
+    capsys.readouterr()
+    assert run_sequences(preset, restore=True, dry_run=True, **kw) == 0
+    assert "would restore 1 finished sequences from" in capsys.readouterr().out  # uce's is not whole
+    assert not (tmp_path / "runs").exists()
+    SEEN.clear()
+    assert run_sequences(preset, methods=["seq_shift"], restore=True, **kw) == 0
+    assert "restored 1 finished sequences" in capsys.readouterr().out and SEEN == []  # not trained again
+    again = pd.read_csv(tmp_path / "results" / "two" / "steps.csv")
+    pd.testing.assert_frame_equal(again, steps[steps["method"] == "seq_shift"])
     assert main(["sequential", "--preset", "mini-sequentail"]) == 2
     assert "valid: mini-sequential" in capsys.readouterr().err

@@ -162,7 +162,13 @@ def cmd_sequential(args: argparse.Namespace) -> int:
             raise UserError("key=value overrides go with --method and --targets (a preset has its own)")
     methods = args.methods or ([args.method] if args.method else None)
     return run_sequences(
-        preset, methods, runs_dir=args.runs, results=args.results, dry_run=args.dry_run, wandb_mode=args.wandb
+        preset,
+        methods,
+        runs_dir=args.runs,
+        results=args.results,
+        dry_run=args.dry_run,
+        wandb_mode=args.wandb,
+        restore=args.restore,
     )
 
 
@@ -239,5 +245,11 @@ def register(sub) -> None:
     p.add_argument("--runs", default="runs", help="runs folder (default: runs)")
     p.add_argument("--results", default="results/sequential", help="tables folder (default: results/sequential)")
     p.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
+    p.add_argument(
+        "--restore",
+        action="store_true",
+        help="first take the whole sequences stored beside the tables (<results>/<preset>/configs/, same keys),"
+        " e.g. to continue a committed sweep from a fresh clone",
+    )
     p.add_argument("overrides", nargs="*", help="with --targets: method config overrides, e.g. optim.steps=100")
     p.set_defaults(func=cmd_sequential)
