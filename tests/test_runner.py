@@ -368,16 +368,37 @@ def test_a_fresh_runs_folder_restores_the_stored_runs_instead_of_rerunning_them(
     assert "[todo]    uce style:Ink_Outline @tiny" in broken.stdout
 
 
-def test_a_subset_restores_from_the_whole_presets_stored_runs(tmp_path, capsys):
+UCE_ONLY = TINY.replace("methods: [uce, ca]", "methods: [uce]")  # closed form: a quick sweep
+
+
+@pytest.fixture(scope="module")
+def uce_stored(tmp_path_factory):
+    """The results folder of one finished sweep of the tiny preset with uce only, made with the runs folder
+    given as "runs" (relative, as the CLI's default): each test below copies it into its own folder and
+    starts from no runs folder at all, as a fresh clone of a committed sweep does."""
+    root = tmp_path_factory.mktemp("uce-stored")
+    (root / "tiny.yaml").write_text(UCE_ONLY)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        preset = get_preset("tiny.yaml")
+        assert run_sweep(build_sweep(preset, runs_dir="runs"), wandb_mode="off", results_root=root / "bench") == 0
+    return root / "bench" / preset.name
+
+
+def _fresh_clone_of(stored: Path, tmp_path: Path, monkeypatch, results: Path):
+    """``stored`` copied to ``results`` under ``tmp_path``, the working folder; the preset and "runs"."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(stored, results)
+    (tmp_path / "tiny.yaml").write_text(UCE_ONLY)
+    return get_preset("tiny.yaml"), Path("runs")
+
+
+def test_a_subset_restores_from_the_whole_presets_stored_runs(uce_stored, tmp_path, capsys, monkeypatch):
     """A fresh clone that runs a subset (--targets object:Star): its own tables folder holds nothing yet,
     so the runs come from the whole preset's committed configs/, and nothing is rerun."""
-    preset_file = tmp_path / "tiny.yaml"
-    preset_file.write_text(TINY.replace("methods: [uce, ca]", "methods: [uce]"))  # closed form: a quick sweep
-    preset, runs, root = get_preset(str(preset_file)), tmp_path / "runs", tmp_path / "bench"
-    whole = build_sweep(preset, runs_dir=str(runs))
-    assert run_sweep(whole, wandb_mode="off", results_root=root) == 0
+    root = tmp_path / "bench"
+    preset, runs = _fresh_clone_of(uce_stored, tmp_path, monkeypatch, root / uce_stored.name)
     ref = pd.read_csv(root / preset.name / "per_target.csv")[QUALITY]
-    shutil.rmtree(runs)  # the fresh clone: nothing but what was committed
     capsys.readouterr()
     subset = build_sweep(preset, targets=["object:Star"], runs_dir=str(runs))
     assert run_sweep(subset, restore=True, dry_run=True, wandb_mode="off", results_root=root) == 0
@@ -393,14 +414,13 @@ def test_a_subset_restores_from_the_whole_presets_stored_runs(tmp_path, capsys):
     assert not (runs / "mini/uce/object-Star@tiny/edit").exists()  # restored, not rerun
 
 
-def test_runs_stored_beside_another_sweeps_tables_are_restored_from_the_folder_named(tmp_path, capsys):
+def test_runs_stored_beside_another_sweeps_tables_are_restored_from_the_folder_named(
+    uce_stored, tmp_path, capsys, monkeypatch
+):
     """--restore DIR: a sweep sharing runs with another (mini-full's seed 0 is mini-robust's) takes the other's
     stored runs, with the same numbers, and reruns nothing."""
-    preset_file = tmp_path / "tiny.yaml"
-    preset_file.write_text(TINY.replace("methods: [uce, ca]", "methods: [uce]"))  # closed form: a quick sweep
-    preset, runs, root, other = get_preset(str(preset_file)), tmp_path / "runs", tmp_path / "bench", tmp_path / "other"
-    assert run_sweep(build_sweep(preset, runs_dir=str(runs)), wandb_mode="off", results_dir=other) == 0
-    shutil.rmtree(runs)  # a fresh clone: only the other sweep's committed tables
+    root, other = tmp_path / "bench", tmp_path / "other"  # a fresh clone: only the other sweep's committed tables
+    preset, runs = _fresh_clone_of(uce_stored, tmp_path, monkeypatch, other)
     sweep = build_sweep(preset, runs_dir=str(runs))
     assert run_sweep(sweep, restore=True, tables_only=True, wandb_mode="off", results_root=root) == 1  # not there
     capsys.readouterr()
@@ -411,17 +431,16 @@ def test_runs_stored_beside_another_sweeps_tables_are_restored_from_the_folder_n
     assert not (runs / "mini/uce/object-Star@tiny/edit").exists()  # restored, not rerun
 
 
-def test_runs_stored_by_a_checkout_elsewhere_are_restored_with_this_checkouts_paths(tmp_path, capsys, monkeypatch):
+def test_runs_stored_by_a_checkout_elsewhere_are_restored_with_this_checkouts_paths(
+    uce_stored, tmp_path, capsys, monkeypatch
+):
     """Config keys hash the model and classifier paths, which sit in the checkout: a clone at another
     path takes the committed runs (their paths moved to it) instead of running every job again."""
     from benchmarks.runner import restore as runner
 
-    preset_file = tmp_path / "tiny.yaml"
-    preset_file.write_text(TINY.replace("methods: [uce, ca]", "methods: [uce]"))  # closed form: a quick sweep
-    preset, runs, root = get_preset(str(preset_file)), tmp_path / "runs", tmp_path / "bench"
-    assert run_sweep(build_sweep(preset, runs_dir=str(runs)), wandb_mode="off", results_root=root) == 0
+    root = tmp_path / "bench"  # what was committed, now seen from a clone at another path
+    preset, runs = _fresh_clone_of(uce_stored, tmp_path, monkeypatch, root / uce_stored.name)
     ref = pd.read_csv(root / preset.name / "per_target.csv")[QUALITY]
-    shutil.rmtree(runs)  # what was committed, now seen from a clone at another path
     clone = tmp_path / "clone"
     clone.mkdir()
     (clone / "models").symlink_to(runner.PROJECT_ROOT / "models")
