@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.presets import Preset, method_defaults, world_preset
+from benchmarks.runner.record import STORED
 from benchmarks.tables import write_table
 from benchmarks.wandb_mirror import WandbMirror
 from spare.answers import SamplingConfig
@@ -146,9 +147,6 @@ def rebound_plot(steps: pd.DataFrame, path: Path, title: str) -> Path:
     axes[0].legend(fontsize=7, loc="lower left", title="solid: ours; dashed: published", title_fontsize=7)
     fig.suptitle(title)
     return save_figure(fig, path)
-
-
-STORED = ("config.json", "metrics.json")  # metrics last: it is what marks a step done
 
 
 def store_sequences(plans: dict, out: Path) -> None:
