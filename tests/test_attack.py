@@ -240,7 +240,11 @@ def test_an_attacked_sweep_adds_the_stage_to_finished_runs_and_tabulates_it(tmp_
     # a run restored without its attack (config and metrics only) is made again, then attacked
     shutil.rmtree(tmp_path / "runs")
     shutil.rmtree(results / "configs" / "uce" / run.name / "attack")
-    assert main(["benchmark", "--preset", "robust.yaml", "--restore", "--wandb", "off"]) == 0
+    main(["benchmark", "--preset", "robust.yaml", "--restore", "--tables-only", "--wandb", "off"])
+    capsys.readouterr()
+    assert main(["benchmark", "--preset", "robust.yaml", "--dry-run"]) == 0
+    assert "[remake]  uce style:Ink_Outline" in capsys.readouterr().out
+    assert main(["benchmark", "--preset", "robust.yaml", "--wandb", "off"]) == 0
     assert (run / "answers").is_dir() and (run / "metrics.restored.json").is_file()
     again = json.loads((run / "attack" / "metrics.json").read_text())
     assert again["Rob"] == pytest.approx(attack["Rob"]) and again["UA_before"] == pytest.approx(attack["UA_before"])

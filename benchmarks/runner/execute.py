@@ -225,14 +225,6 @@ def _shared_work(sweep: Sweep, jobs: list[Job], mine: list[Job], procs: Processe
         evaluate_base(target, sweep.base_settings)
 
 
-def _redo_if_restored(planned) -> None:
-    """A run restored from a results folder keeps its config and metrics only: an attack needs its edit
-    and answer set, so the run is made again (its restored metrics kept beside, as metrics.restored.json)."""
-    if planned.done() and not ((planned.out / "edit").is_dir() and (planned.out / "answers").is_dir()):
-        log.warning("%s: restored without its edit and answer set; made again for the attack", planned.out)
-        planned.metrics_path.replace(planned.out / "metrics.restored.json")
-
-
 def _run_jobs(
     sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirror, checkpoint=None, failed=None
 ) -> list[str]:
@@ -248,8 +240,9 @@ def _run_jobs(
         if sweep.job_done(job):
             continue
         try:
-            if sweep.preset.attack is not None:
-                _redo_if_restored(planned)
+            if sweep.remakes(job):  # its restored metrics kept beside, as metrics.restored.json
+                log.warning("%s: restored without its edit and answer set; made again for the attack", planned.out)
+                planned.metrics_path.replace(planned.out / "metrics.restored.json")
             result = run_unlearning(job.method, job.target, sweep.method_config(job), sweep.job_settings(job))
             if sweep.preset.attack is not None:
                 attack_run(planned.out, sweep.preset.attack)

@@ -121,6 +121,17 @@ class Sweep:
         run = self.planned(job)
         return plan_attack(run.out, run.key, self.preset.attack, self.job_settings(job))
 
+    def remakes(self, job: Job) -> bool:
+        """The run is done but restored from a results folder (config and metrics only), and the preset
+        attacks it: the attack needs its edit and answer set, so the run is made again first."""
+        run = self.planned(job)
+        return (
+            self.preset.attack is not None
+            and run.done()
+            and not self.planned_attack(job).done()
+            and not ((run.out / "edit").is_dir() and (run.out / "answers").is_dir())
+        )
+
     def job_done(self, job: Job) -> bool:
         """The run has metrics for its config, and its attack (when the preset attacks) for its own."""
         attack = self.planned_attack(job)

@@ -139,6 +139,8 @@ def print_plan(sweep: Sweep, jobs: list[Job], world: int, restorable: Collection
     status = {
         job: "done"
         if sweep.job_done(job)
+        else "remake"
+        if sweep.remakes(job)
         else "attack"
         if run.done()
         else "restore"
@@ -146,7 +148,9 @@ def print_plan(sweep: Sweep, jobs: list[Job], world: int, restorable: Collection
         else "todo"
         for job, run in planned.items()
     }
-    done, to_restore, to_attack = (sum(s == kind for s in status.values()) for kind in ("done", "restore", "attack"))
+    done, to_restore, to_attack, to_remake = (
+        sum(s == kind for s in status.values()) for kind in ("done", "restore", "attack", "remake")
+    )
     p = sweep.preset
     print(f"preset {p.name}: {p.description}")
     print(
@@ -158,7 +162,9 @@ def print_plan(sweep: Sweep, jobs: list[Job], world: int, restorable: Collection
         + f"; {done} done, "
         + (f"{to_restore} to restore, " if to_restore else "")
         + (f"{to_attack} to attack, " if to_attack else "")
-        + f"{len(jobs) - done - to_restore - to_attack} to run; steps x{p.budget:g}, lr x{p.lr_scale:g}; answer seeds "
+        + (f"{to_remake} to make again for the attack (restored without answers), " if to_remake else "")
+        + f"{len(jobs) - done - to_restore - to_attack - to_remake} to run; "
+        + f"steps x{p.budget:g}, lr x{p.lr_scale:g}; answer seeds "
         + " ".join(map(str, p.sampling.seeds))
     )
     for rank in range(world):
