@@ -1,0 +1,84 @@
+"""One method's runs beside other methods' runs of the same targets and seeds, from their tables.
+
+    python -m benchmarks.beside --tables results/spare/mini-full-seeds/per_target.csv \
+        results/benchmark/mini-full-subsets/065d7271/per_target.csv --out results/spare/beside_baselines
+
+Sweeps made apart (SPARE's 20 targets x 3 seeds in one, the baselines' 4 targets x 3 seeds in
+another) each write a ``per_target.csv``; this reads them, keeps the targets every table has,
+and writes one row per method and target kind: the mean of UA, IRA, CRA and FID over targets and
+seeds, and the mean over targets of each target's sd over seeds (how far a seed moves a run).
+The base model's rows come from the first table that has them. Nothing is typed by hand: the
+Markdown and CSV are rendered from the runs' own rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.tables import write_table
+from spare.errors import UserError
+
+METRICS = ("UA", "IRA", "CRA", "FID")
+BASE = "base (no unlearning)"
+
+
+def shared_rows(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Every table's rows of the targets all tables share; a method in several tables is taken
+    from the first that has it, so a run is never counted twice."""
+    targets = set.intersection(*(set(t["target"]) for t in tables))
+    if not targets:
+        raise UserError("the tables share no target; nothing can be put side by side")
+    rows, seen = [], set()
+    for table in tables:
+        methods = [m for m in table["method"].unique() if m not in seen]
+        seen.update(methods)
+        rows.append(table[table["target"].isin(targets) & table["method"].isin(methods)])
+    return pd.concat(rows, ignore_index=True)
+
+
+def beside(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (kind, method): runs, targets, the means of METRICS and their mean sd over seeds."""
+    out = []
+    order = [m for m in rows["method"].unique() if m != BASE] + [BASE]
+    for kind in sorted(rows["kind"].unique(), key=lambda k: (k != "style", k)):
+        for method in order:
+            runs = rows[(rows["kind"] == kind) & (rows["method"] == method)]
+            if runs.empty:
+                continue
+            row = {"kind": kind, "method": method, "targets": runs["target"].nunique(), "runs": len(runs)}
+            for metric in METRICS:
+                row[metric] = runs[metric].mean()
+            for metric in ("UA", "IRA", "CRA"):
+                spread = runs.groupby("target")[metric].std(ddof=1)
+                row[f"{metric} sd over seeds"] = spread.mean() if len(runs) > runs["target"].nunique() else None
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tables", nargs="+", type=Path, required=True, help="per_target.csv files of the sweeps")
+    parser.add_argument("--out", type=Path, required=True, help="output stem (.md and .csv are written)")
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.tables if not p.is_file()]
+    if missing:
+        raise SystemExit(f"error: no such table: {', '.join(missing)}")
+    rows = shared_rows([pd.read_csv(p) for p in args.tables])
+    table = beside(rows)
+    targets = ", ".join(sorted(rows["target"].unique()))
+    sources = ", ".join(f"`{p}`" for p in args.tables)
+    note = (
+        f"`python -m benchmarks.beside --tables {' '.join(map(str, args.tables))} --out {args.out}`: the rows of "
+        f"{sources} on the targets they share ({targets}); means over targets and training seeds, and the mean "
+        "over targets of the sd over seeds. FID is the table's FID column (FID(cls) on canvas-mini)."
+    )
+    write_table(table, args.out, "Beside each other: the same targets and seeds", note)
+    print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
