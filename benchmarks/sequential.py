@@ -2,6 +2,7 @@
 
     spare sequential --preset mini-sequential [--methods esd uce ...] [--dry-run]
     spare sequential --method esd --targets style:A style:B ... [--name NAME]
+    accelerate launch --multi_gpu --num_processes 2 -m spare sequential --preset mini-sequential
 
 A sequence preset names the targets in their order; every method runs the whole sequence at
 its world defaults (:func:`benchmarks.presets.method_defaults`), each step starting from the
@@ -9,6 +10,9 @@ previous step's model (:mod:`spare.stages.sequential`). Tables, under ``results/
     steps.{md,csv}      per method and step: UA of every target removed so far, RA and its parts
     published.{md,csv}  T1's UA and RA per step beside the published UnlearnCanvas rows
     rebound.png         T1's UA and RA against the step, one line per method, ours and published
+A sequence's steps depend on each other, so processes take whole methods: of the methods whose
+sequence is not finished, method i goes to process i mod N (:func:`shard_methods`). Each process
+rewrites the tables after each sequence it finishes; the main one writes them last, after all.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.presets import Preset, method_defaults, world_preset
+from benchmarks.runner.processes import Processes
 from benchmarks.runner.record import STORED
 from benchmarks.tables import write_table
 from benchmarks.wandb_mirror import WandbMirror
@@ -199,22 +204,30 @@ def run_sequences(
     configs = {m: apply_overrides(method_defaults(world, m), preset.overrides.get(m, [])) for m in chosen}
     plans = {m: plan_sequence(m, list(preset.targets), configs[m], settings, preset.name) for m in chosen}
     out = Path(results) / preset.name
+    procs = Processes()
     if restore:
-        restored = restore_sequences(plans, out, dry_run)
-        print(
-            f"{'would restore' if dry_run else 'restored'} {len(restored)} finished sequences from {out / 'configs'}"
-            + (f": {', '.join(restored)}" if restored else "")
-        )
-    print(f"sequence preset {preset.name}: {preset.description}")
-    print(f"  {len(chosen)} methods x {len(preset.targets)} steps: " + " -> ".join(preset.targets))
-    for m, steps in plans.items():
-        print(f"    {m:8s} " + " ".join("[done]" if s.done() else "[todo]" for s in steps) + f"  {steps[0].out.parent}")
+        restored = restore_sequences(plans, out, dry_run) if procs.main else []
+        procs.barrier()  # no process looks at what is done before the restore
+        if procs.main:
+            said = "would restore" if dry_run else "restored"
+            print(
+                f"{said} {len(restored)} finished sequences from {out / 'configs'}"
+                + (f": {', '.join(restored)}" if restored else "")
+            )
+    todo = [m for m in chosen if not all(s.done() for s in plans[m])]
+    mine = shard_methods(todo, procs.rank, procs.world)
+    if procs.main:
+        print(f"sequence preset {preset.name}: {preset.description}")
+        print(f"  {len(chosen)} methods x {len(preset.targets)} steps: " + " -> ".join(preset.targets))
+        for m, steps in plans.items():
+            shard = f"  process {todo.index(m) % procs.world}" if procs.world > 1 and m in todo else ""
+            marks = " ".join("[done]" if s.done() else "[todo]" for s in steps)
+            print(f"    {m:8s} {marks}  {steps[0].out.parent}{shard}")
     if dry_run:
         return 0
     failed = []
-    for m in tqdm(chosen, desc=f"sequences {preset.name}", unit="method"):
-        if all(s.done() for s in plans[m]):
-            continue
+    desc = f"sequences {preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
+    for m in tqdm(mine, desc=desc, unit="method"):
         try:
             run_sequence(m, list(preset.targets), configs[m], settings, preset.name)
         except (KeyboardInterrupt, UserError):
@@ -224,7 +237,15 @@ def run_sequences(
             failed.append(m)
         else:  # what is finished is on disk beside the tables before the next method starts
             write_sequence_tables(preset, plans, out, "off")
+    procs.barrier()  # the last tables wait for every process's sequences
+    if not procs.main:
+        return 1 if failed else 0
     return write_sequence_tables(preset, plans, out, wandb_mode) or (1 if failed else 0)
+
+
+def shard_methods(todo: list[str], rank: int, world: int) -> list[str]:
+    """This process's methods: of the unfinished ones, in order, every world-th from ``rank``."""
+    return todo[rank::world]
 
 
 def write_sequence_tables(preset: SequencePreset, plans: dict, out: Path, wandb_mode: str = "off") -> int:

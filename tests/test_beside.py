@@ -9,8 +9,9 @@ from spare.errors import UserError
 
 def _rows(method, target, kind, uas, seeds=(0, 1)):
     return [
-        {"method": method, "target": target, "kind": kind, "UA": ua, "IRA": 90.0, "CRA": 80.0 + s, "FID": 8.0, "seed": s}
-        for ua, s in zip(uas, seeds)
+        {"method": method, "target": target, "kind": kind, "UA": ua, "IRA": 90.0, "CRA": 80.0 + s, "FID": 8.0}
+        | {"seed": s}
+        for ua, s in zip(uas, seeds, strict=True)
     ]
 
 

@@ -164,3 +164,33 @@ def test_a_sequence_preset_runs_every_method_and_writes_its_tables(tmp_path, cap
     pd.testing.assert_frame_equal(again, steps[steps["method"] == "seq_shift"])
     assert main(["sequential", "--preset", "mini-sequentail"]) == 2
     assert "valid: mini-sequential" in capsys.readouterr().err
+
+
+def test_processes_take_whole_unfinished_methods(tmp_path, monkeypatch, capsys):
+    """Under ``accelerate launch`` each process runs whole sequences: here the second of two
+    processes, which must train uce's sequence and never the first method's."""
+    import benchmarks.sequential as sequential
+    from benchmarks.sequential import SequencePreset, run_sequences, shard_methods
+
+    assert shard_methods(["a", "b", "c", "d", "e"], 0, 2) == ["a", "c", "e"]
+    assert shard_methods(["a", "b", "c", "d", "e"], 1, 2) == ["b", "d"]
+
+    class SecondOfTwo:
+        rank, world, main = 1, 2, False
+
+        def barrier(self):
+            pass
+
+    monkeypatch.setattr(sequential, "Processes", SecondOfTwo)
+    preset = SequencePreset(
+        name="two", description="test", targets=tuple(TARGETS[:2]), methods=("seq_shift", "uce"),
+        sampling=SamplingConfig(seeds=(188,), steps=2),
+    )  # fmt: skip
+    kw = dict(runs_dir=str(tmp_path / "runs"), results=tmp_path / "results", wandb_mode="off")
+    assert run_sequences(preset, **kw) == 0
+    assert SEEN == []  # seq_shift is the first process's
+    assert sorted(p.parent.name for p in (tmp_path / "runs").rglob("metrics.json") if "uce" in str(p)) == [
+        "1-style-Ink_Outline",
+        "2-style-Pencil_Hatch",
+    ]
+    assert not [p for p in (tmp_path / "runs").rglob("metrics.json") if "seq_shift" in str(p)]
