@@ -1,14 +1,17 @@
 """One method's runs beside other methods' runs of the same targets and seeds, from their tables.
 
     python -m benchmarks.beside --tables results/spare/mini-full-seeds/per_target.csv \
-        results/benchmark/mini-full-subsets/065d7271/per_target.csv --out results/spare/beside_baselines
+        results/benchmark/mini-full-subsets/065d7271/per_target.csv --out results/spare/beside_baselines \
+        [--reference spare]
 
 Sweeps made apart (SPARE's 20 targets x 3 seeds in one, the baselines' 4 targets x 3 seeds in
 another) each write a ``per_target.csv``; this reads them, keeps the targets every table has,
 and writes one row per method and target kind: the mean of UA, IRA, CRA and FID over targets and
 seeds, and the mean over targets of each target's sd over seeds (how far a seed moves a run).
-The base model's rows come from the first table that has them. Nothing is typed by hand: the
-Markdown and CSV are rendered from the runs' own rows.
+The base model's rows come from the first table that has them. Beside it, ``<out>_paired``: the
+reference method against each other one on those targets (:func:`benchmarks.uncertainty.paired_table`:
+the mean difference, its 95% bootstrap interval over targets and images, better / worse / tie).
+Nothing is typed by hand: the Markdown and CSV are rendered from the runs' own rows.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.tables import write_table
+from benchmarks.uncertainty import paired_table
 from spare.errors import UserError
 
 METRICS = ("UA", "IRA", "CRA", "FID")
@@ -62,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", nargs="+", type=Path, required=True, help="per_target.csv files of the sweeps")
     parser.add_argument("--out", type=Path, required=True, help="output stem (.md and .csv are written)")
+    parser.add_argument("--reference", default="spare", help="the method the paired table compares the others with")
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.tables if not p.is_file()]
     if missing:
         raise SystemExit(f"error: no such table: {', '.join(missing)}")
     rows = shared_rows([pd.read_csv(p) for p in args.tables])
+    if args.reference not in set(rows["method"]):
+        raise SystemExit(f"error: no {args.reference!r} rows; methods: {', '.join(rows['method'].unique())}")
     table = beside(rows)
     targets = ", ".join(sorted(rows["target"].unique()))
     sources = ", ".join(f"`{p}`" for p in args.tables)
@@ -77,6 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     write_table(table, args.out, "Beside each other: the same targets and seeds", note)
     print(table.to_string(index=False))
+    paired = paired_table(rows[rows["method"] != BASE], reference=args.reference)
+    paired_out = args.out.with_name(args.out.name + "_paired")
+    write_table(
+        paired,
+        paired_out,
+        f"{args.reference} against each method on the same targets",
+        f"The rows of the table beside this one (`{args.out.name}.md`). difference: {args.reference} minus the "
+        "method, mean over the shared targets of each one's mean over its seeds; low / high: the 95% bootstrap "
+        "interval (targets, then each run's answer images, 2000 resamples, seed 0); better / worse when the whole "
+        "interval lies on one side of zero (FID: lower is better), else tie.",
+    )
+    print(paired.to_string(index=False))
     return 0
 
 

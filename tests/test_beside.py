@@ -45,3 +45,23 @@ def test_tables_without_a_shared_target_are_refused():
     b = pd.DataFrame(_rows("esd", "style:B", "style", [1.0, 2.0]))
     with pytest.raises(UserError, match="share no target"):
         shared_rows([a, b])
+
+
+def test_the_command_writes_both_tables_and_names_a_missing_reference(tmp_path):
+    from benchmarks.beside import main
+
+    ours = pd.DataFrame(
+        _rows("spare", "style:A", "style", [100.0, 100.0]) + _rows("spare", "style:B", "style", [90.0, 90.0])
+    )
+    theirs = pd.DataFrame(_rows("esd", "style:A", "style", [0.0, 0.0]) + _rows("esd", "style:B", "style", [10.0, 10.0]))
+    ours.to_csv(tmp_path / "ours.csv", index=False)
+    theirs.to_csv(tmp_path / "theirs.csv", index=False)
+    tables = ["--tables", str(tmp_path / "ours.csv"), str(tmp_path / "theirs.csv")]
+    assert main([*tables, "--out", str(tmp_path / "beside")]) == 0
+    paired = pd.read_csv(tmp_path / "beside_paired.csv").set_index("metric")
+    # no image counts: only the targets are redrawn, and spare - esd is 100 or 80 on either target
+    assert paired.loc["UA", "difference"] == pytest.approx(90.0)
+    assert paired.loc["UA", "verdict"] == "better" and paired.loc["IRA", "verdict"] == "tie"
+    assert (tmp_path / "beside.md").read_text().startswith("# Beside each other")
+    with pytest.raises(SystemExit, match="no 'salun' rows; methods: spare, esd"):
+        main([*tables, "--out", str(tmp_path / "again"), "--reference", "salun"])
