@@ -71,7 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in args.tables if not p.is_file()]
     if missing:
         raise SystemExit(f"error: no such table: {', '.join(missing)}")
-    rows = shared_rows([pd.read_csv(p) for p in args.tables])
+    frames = [pd.read_csv(p) for p in args.tables]
+    for path, frame in zip(args.tables, frames, strict=True):
+        lacking = [c for c in ("method", "target", "kind", *METRICS) if c not in frame]
+        if lacking:
+            raise SystemExit(f"error: {path} is not a per_target table (no {', '.join(lacking)} column)")
+    try:
+        rows = shared_rows(frames)
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None
     if args.reference not in set(rows["method"]):
         raise SystemExit(f"error: no {args.reference!r} rows; methods: {', '.join(rows['method'].unique())}")
     table = beside(rows)
