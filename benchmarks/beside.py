@@ -44,7 +44,8 @@ def shared_rows(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def beside(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per (kind, method): runs, targets, the means of METRICS and their mean sd over seeds."""
+    """One row per (kind, method): runs, targets, the mean over targets of each target's mean over
+    its seeds for METRICS, and the mean over targets of the sd over seeds."""
     out = []
     order = [m for m in rows["method"].unique() if m != BASE] + [BASE]
     for kind in sorted(rows["kind"].unique(), key=lambda k: (k != "style", k)):
@@ -53,8 +54,8 @@ def beside(rows: pd.DataFrame) -> pd.DataFrame:
             if runs.empty:
                 continue
             row = {"kind": kind, "method": method, "targets": runs["target"].nunique(), "runs": len(runs)}
-            for metric in METRICS:
-                row[metric] = runs[metric].mean()
+            for metric in METRICS:  # each target weighs the same, however many seeds it has
+                row[metric] = runs.groupby("target")[metric].mean().mean()
             for metric in ("UA", "IRA", "CRA"):
                 spread = runs.groupby("target")[metric].std(ddof=1)
                 row[f"{metric} sd over seeds"] = spread.mean() if len(runs) > runs["target"].nunique() else None
