@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.tables import write_table
-from benchmarks.uncertainty import paired_table
+from benchmarks.tables import seed_means, seed_spread, write_table
+from benchmarks.uncertainty import ACCURACY, paired_table
 from spare.errors import UserError
 
 METRICS = ("UA", "IRA", "CRA", "FID")
@@ -45,20 +45,24 @@ def shared_rows(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 def beside(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (kind, method): runs, targets, the mean over targets of each target's mean over
-    its seeds for METRICS, and the mean over targets of the sd over seeds."""
+    its seeds for METRICS (:func:`benchmarks.tables.seed_means`), and the mean over targets of the
+    sd over seeds (:func:`benchmarks.tables.seed_spread`; blank for a method run once)."""
+    means = seed_means(rows)
+    spread = seed_spread(rows)
+    spread = spread.set_index(["method", "kind", "metric"])["sd over seeds"] if len(spread) else pd.Series()
     out = []
     order = [m for m in rows["method"].unique() if m != BASE] + [BASE]
     for kind in sorted(rows["kind"].unique(), key=lambda k: (k != "style", k)):
         for method in order:
-            runs = rows[(rows["kind"] == kind) & (rows["method"] == method)]
-            if runs.empty:
+            part = means[(means["kind"] == kind) & (means["method"] == method)]
+            if part.empty:
                 continue
-            row = {"kind": kind, "method": method, "targets": runs["target"].nunique(), "runs": len(runs)}
+            runs = int(((rows["kind"] == kind) & (rows["method"] == method)).sum())
+            row = {"kind": kind, "method": method, "targets": len(part), "runs": runs}
             for metric in METRICS:  # each target weighs the same, however many seeds it has
-                row[metric] = runs.groupby("target")[metric].mean().mean()
-            for metric in ("UA", "IRA", "CRA"):
-                spread = runs.groupby("target")[metric].std(ddof=1)
-                row[f"{metric} sd over seeds"] = spread.mean() if len(runs) > runs["target"].nunique() else None
+                row[metric] = part[metric].mean()
+            for metric in ACCURACY:
+                row[f"{metric} sd over seeds"] = spread.get((method, kind, metric))
             out.append(row)
     return pd.DataFrame(out)
 

@@ -217,10 +217,11 @@ def run_sequences(
     todo = [m for m in chosen if not all(s.done() for s in plans[m])]
     mine = shard_methods(todo, procs.rank, procs.world)
     if procs.main:
+        owner = {m: r for r in range(procs.world) for m in shard_methods(todo, r, procs.world)}
         print(f"sequence preset {preset.name}: {preset.description}")
         print(f"  {len(chosen)} methods x {len(preset.targets)} steps: " + " -> ".join(preset.targets))
         for m, steps in plans.items():
-            shard = f"  process {todo.index(m) % procs.world}" if procs.world > 1 and m in todo else ""
+            shard = f"  process {owner[m]}" if procs.world > 1 and m in owner else ""
             marks = " ".join("[done]" if s.done() else "[todo]" for s in steps)
             print(f"    {m:8s} {marks}  {steps[0].out.parent}{shard}")
     if dry_run:
