@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.tables import seed_means, seed_spread, write_table
+from benchmarks.tables import BASE_METHOD, seed_means, seed_spread, write_table
 from benchmarks.uncertainty import ACCURACY, paired_table
 from spare.errors import UserError
 
 METRICS = ("UA", "IRA", "CRA", "FID")
-BASE = "base (no unlearning)"
 
 
 def shared_rows(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -51,7 +50,7 @@ def beside(rows: pd.DataFrame) -> pd.DataFrame:
     spread = seed_spread(rows)
     spread = spread.set_index(["method", "kind", "metric"])["sd over seeds"] if len(spread) else pd.Series()
     out = []
-    order = [m for m in rows["method"].unique() if m != BASE] + [BASE]
+    order = [m for m in rows["method"].unique() if m != BASE_METHOD] + [BASE_METHOD]
     for kind in sorted(rows["kind"].unique(), key=lambda k: (k != "style", k)):
         for method in order:
             part = means[(means["kind"] == kind) & (means["method"] == method)]
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     write_table(table, args.out, "Beside each other: the same targets and seeds", note)
     print(table.to_string(index=False))
-    paired = paired_table(rows[rows["method"] != BASE], reference=args.reference)
+    paired = paired_table(rows[rows["method"] != BASE_METHOD], reference=args.reference)
     paired_out = args.out.with_name(args.out.name + "_paired")
     write_table(
         paired,

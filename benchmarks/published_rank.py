@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.tables import rank_agreement, write_table
+from benchmarks.tables import BASE_METHOD, rank_agreement, write_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = Path(args.per_target)
     frame = pd.read_csv(path)
-    frame = frame[frame["kind"].isin(["style", "object"]) & ~frame["method"].str.startswith("base")]
+    frame = frame[frame["kind"].isin(["style", "object"]) & (frame["method"] != BASE_METHOD)]
     table = rank_agreement(frame)
     out = Path(args.out) if args.out else path.parent
     write_table(

@@ -32,6 +32,7 @@ FINER = ("FU", "FR_style", "FR_object", "FR_rest")  # finer-scale (pair) targets
 # Per-stage seconds of a run (``metrics.json`` "stages"; blank for runs made before they were kept).
 # "time s" is the unlearning stage, as UnlearnCanvas reports it.
 STAGES = {"answers s": "answers_s", "img/s": "answers_img_per_s", "score s": "score_s", "FID s": "fid_s"}
+BASE_METHOD = "base (no unlearning)"  # the method column of the base model's rows
 COST = ("time s", "memory GB", "storage MB")  # storage in MiB: most edits are far below a GB
 
 # UnlearnCanvas paper, Table 2 (../shared/UNLEARNCANVAS.md section 3): Stable Diffusion v1.5 at

@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from benchmarks.ablations import get_ablation, reporter
-from benchmarks.tables import with_retain, write_table
+from benchmarks.tables import BASE_METHOD, with_retain, write_table
 from spare.io import atomic_path
 
 GRID = "tuning"
@@ -97,7 +97,7 @@ def write_choice(per_target: pd.DataFrame, out: Path, chosen_file: Path, missing
     """grid.md, chosen.md and, once no run of the grid is missing, the chosen overrides (``chosen_file``)
     from the grid's per-target rows: a partial grid's choice is shown, never applied."""
     preset = get_ablation(GRID)
-    grid = grid_table(per_target[per_target["method"] != "base (no unlearning)"], preset.variants)
+    grid = grid_table(per_target[per_target["method"] != BASE_METHOD], preset.variants)
     chosen = choose(grid)
     targets = ", ".join(dict.fromkeys(per_target["target"]))
     seeds = " ".join(map(str, preset.sampling.seeds))

@@ -19,7 +19,7 @@ from benchmarks.runner.processes import Processes
 from benchmarks.runner.record import print_plan, print_summary, save_sweep_record
 from benchmarks.runner.restore import restore_finished
 from benchmarks.runner.signals import signals_deferred, sigterm_as_interrupt, stop_if_signalled
-from benchmarks.tables import gaps_note, per_target_row, read_metrics, write_all
+from benchmarks.tables import BASE_METHOD, gaps_note, per_target_row, read_metrics, write_all
 from benchmarks.uncertainty import image_counts
 from benchmarks.wandb_mirror import WandbMirror
 from spare.config import to_dict
@@ -46,7 +46,7 @@ def collect(sweep: Sweep, jobs: list[Job]) -> tuple[pd.DataFrame, pd.DataFrame, 
     for target in dict.fromkeys(j.target for j in jobs):
         base = read_metrics(run_dir(sweep.base_settings, "base", target.replace(":", "-")) / "metrics.json")
         if base:
-            base_rows.append(per_target_row(base, "base (no unlearning)", target))
+            base_rows.append(per_target_row(base, BASE_METHOD, target))
     for job in jobs:
         planned = sweep.planned(job)
         result = read_metrics(planned.metrics_path) if sweep.job_done(job) else None
