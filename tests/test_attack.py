@@ -15,7 +15,7 @@ from spare.data.canvas_mini import CANVAS_MINI
 from spare.errors import UserError
 from spare.methods import get_method
 from spare.run import RunSettings, run_unlearning
-from spare.stages.attack import attack_run
+from spare.stages.attack import attack_folder, attack_run
 
 from tiny import CLASSIFIERS, tiny_pipeline
 
@@ -150,31 +150,36 @@ def test_the_stage_on_a_finished_run_writes_reuses_and_resumes(tmp_path, pipe):
     with pytest.raises(UserError, match="not a finished run"):
         attack_run(tmp_path / "runs", attack)
     result = attack_run(run, attack)
-    table = (run / "attack" / "rows.csv").read_text().splitlines()
+    folder = run / attack_folder(attack)
+    assert folder.name.startswith("attack-") and attack_folder(AttackConfig()) == "attack"
+    table = (folder / "rows.csv").read_text().splitlines()
     assert len(table) == 1 + len(CANVAS_MINI.objects)  # every object in the target style, one seed
     forgotten = result["forgotten_before"]
     assert result["rows"] == len(CANVAS_MINI.objects) and 0 <= result["broken"] <= forgotten
     assert result["Rob"] == pytest.approx(100 * (forgotten - result["broken"]) / result["rows"])
     assert result["metrics"]["Rob"]["value"] == result["Rob"]
-    assert len(list((run / "attack" / "images").rglob("*.png"))) == forgotten
-    assert len(list((run / "attack" / "chunks").glob("*.json"))) == -(-forgotten // 4)
-    assert result["cost"]["time_s"] > 0 and (run / "attack" / "grid.png").exists()
+    assert len(list((folder / "images").rglob("*.png"))) == forgotten
+    assert len(list((folder / "chunks").glob("*.json"))) == -(-forgotten // 4)
+    assert result["cost"]["time_s"] > 0 and (folder / "grid.png").exists()
     # the run itself is untouched, and a second call reads the result
-    stamp = (run / "attack" / "metrics.json").stat().st_mtime_ns
-    assert attack_run(run, attack) == result and (run / "attack" / "metrics.json").stat().st_mtime_ns == stamp
+    stamp = (folder / "metrics.json").stat().st_mtime_ns
+    assert attack_run(run, attack) == result and (folder / "metrics.json").stat().st_mtime_ns == stamp
     # killed after its batches: the batches are reused, the figures are the same
-    (run / "attack" / "metrics.json").unlink()
-    chunk = run / "attack" / "chunks" / "0.json"
+    (folder / "metrics.json").unlink()
+    chunk = folder / "chunks" / "0.json"
     stamp = chunk.stat().st_mtime_ns
     again = attack_run(run, attack)
     assert chunk.stat().st_mtime_ns == stamp
     assert {k: again[k] for k in ("Rob", "ASR", "rows", "broken")} == {
         k: result[k] for k in ("Rob", "ASR", "rows", "broken")
     }
-    # another attack config starts afresh (its key differs)
-    other = attack_run(run, AttackConfig(iterations=1, check_every=1, batch_size=4))
-    assert other["config_key"] != result["config_key"]
-    assert json.loads((run / "attack" / "config.json").read_text())["attack"]["iterations"] == 1
+    # another attack config gets its own folder (its key differs) and leaves the first one as it was
+    stamp = (folder / "metrics.json").stat().st_mtime_ns
+    other_cfg = AttackConfig(iterations=1, check_every=1, batch_size=4)
+    other = attack_run(run, other_cfg)
+    assert other["config_key"] != result["config_key"] and attack_folder(other_cfg) != folder.name
+    assert json.loads((run / attack_folder(other_cfg) / "config.json").read_text())["attack"]["iterations"] == 1
+    assert (folder / "metrics.json").stat().st_mtime_ns == stamp and attack_run(run, attack) == again
 
 
 def test_mini_robust_attacks_the_runs_of_mini_full_seed_0(tmp_path):
@@ -208,13 +213,14 @@ def test_an_attacked_sweep_adds_the_stage_to_finished_runs_and_tabulates_it(tmp_
     (tmp_path / "robust.yaml").write_text(ATTACKED + "attack: {iterations: 2, check_every: 1}\n")
     assert main(["benchmark", "--preset", "plain.yaml", "--wandb", "off"]) == 0
     run = tmp_path / "runs" / "mini" / "uce" / "style-Ink_Outline@tiny"
+    folder = attack_folder(AttackConfig(iterations=2, check_every=1))  # the preset's attack
     stamp = (run / "metrics.json").stat().st_mtime_ns
     capsys.readouterr()
     assert main(["benchmark", "--preset", "robust.yaml", "--dry-run"]) == 0
     assert "[attack]" in capsys.readouterr().out  # the run is done; only its attack is to do
     assert main(["benchmark", "--preset", "robust.yaml", "--wandb", "off"]) == 0
     assert (run / "metrics.json").stat().st_mtime_ns == stamp  # the run was not redone
-    attack = json.loads((run / "attack" / "metrics.json").read_text())
+    attack = json.loads((run / folder / "metrics.json").read_text())
     results = tmp_path / "results" / "benchmark" / "robust"
     table = (results / "robustness.md").read_text()
     assert "uce" in table and "published Rob." in table and (results / "robustness.png").exists()
@@ -227,26 +233,26 @@ def test_an_attacked_sweep_adds_the_stage_to_finished_runs_and_tabulates_it(tmp_
     assert attack["UA_before"] == pytest.approx(row["UA"])
 
     # the attack is kept beside the tables with its run, so a fresh clone restores both: nothing is redone
-    assert json.loads((results / "configs" / "uce" / run.name / "attack" / "metrics.json").read_text()) == attack
+    assert json.loads((results / "configs" / "uce" / run.name / folder / "metrics.json").read_text()) == attack
     import shutil
 
     shutil.rmtree(tmp_path / "runs")
     capsys.readouterr()
     assert main(["benchmark", "--preset", "robust.yaml", "--restore", "--wandb", "off"]) == 0
     assert "restored 1 finished runs" in capsys.readouterr().out
-    assert json.loads((run / "attack" / "metrics.json").read_text()) == attack
+    assert json.loads((run / folder / "metrics.json").read_text()) == attack
     assert not (run / "answers").exists()  # restored, not made again
 
     # a run restored without its attack (config and metrics only) is made again, then attacked
     shutil.rmtree(tmp_path / "runs")
-    shutil.rmtree(results / "configs" / "uce" / run.name / "attack")
+    shutil.rmtree(results / "configs" / "uce" / run.name / folder)
     main(["benchmark", "--preset", "robust.yaml", "--restore", "--tables-only", "--wandb", "off"])
     capsys.readouterr()
     assert main(["benchmark", "--preset", "robust.yaml", "--dry-run"]) == 0
     assert "[remake]  uce style:Ink_Outline" in capsys.readouterr().out
     assert main(["benchmark", "--preset", "robust.yaml", "--wandb", "off"]) == 0
     assert (run / "answers").is_dir() and (run / "metrics.restored.json").is_file()
-    again = json.loads((run / "attack" / "metrics.json").read_text())
+    again = json.loads((run / folder / "metrics.json").read_text())
     assert again["Rob"] == pytest.approx(attack["Rob"]) and again["UA_before"] == pytest.approx(attack["UA_before"])
 
 
@@ -348,7 +354,7 @@ def test_on_the_base_model_the_attack_finds_the_concept_at_once(tmp_path):
     (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.json").write_text(json.dumps({"config_key": "k"}))
     result = attack_run(run, AttackConfig(iterations=10, check_every=5))
-    table = pd.read_csv(run / "attack" / "rows.csv")
+    table = pd.read_csv(run / attack_folder(AttackConfig(iterations=10, check_every=5)) / "rows.csv")
     assert result["rows"] == 10 and result["UA_before"] <= 10  # the base model shows its style
     shown = table[~table["forgotten_before"]]
     assert len(shown) >= 9 and (shown["success_at"] == 0).all()  # found at once: no attack needed

@@ -121,18 +121,17 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 def cmd_attack(args: argparse.Namespace) -> int:
     from spare.attack import AttackConfig
     from spare.config import load_config
-    from spare.stages.attack import ATTACK, CONTROL, attack_run
+    from spare.stages.attack import attack_folder, attack_run
 
     cfg = load_config(AttackConfig, args.config, args.overrides)
     result = attack_run(args.run, cfg)
     before = "-" if result["UA_before"] is None else f"{result['UA_before']:.2f}"
     asr = "-" if result["ASR"] is None else f"{result['ASR']:.2f}"
     what = "the control (random prefixes)" if cfg.control else "attack"
-    folder = CONTROL if cfg.control else ATTACK
     print(
         f"{result['method']} {result['target']}: UA {before} -> Rob. {result['Rob']:.2f} under {what} "
         f"(ASR {asr}%: {result['broken']} of {result['forgotten_before']} forgotten images brought back; "
-        f"{result['rows']} images), {result['cost']['time_s']:.0f}s; in {Path(args.run) / folder}"
+        f"{result['rows']} images), {result['cost']['time_s']:.0f}s; in {Path(args.run) / attack_folder(cfg)}"
     )
     return 0
 

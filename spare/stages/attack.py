@@ -2,14 +2,16 @@
 
     spare attack --run runs/mini/esd/style-Ink_Outline [attack.iterations=40 ...]
 
-Reads the run's config, edit and answer set, never changes them, and writes under ``<run>/attack/``:
+Reads the run's config, edit and answer set, never changes them, and writes under ``<run>/attack/``
+(settings other than the defaults: ``<run>/attack-<hash>/``, :func:`attack_folder`):
     chunks/<i>.json, chunks/<i>.safetensors  each batch of attacked rows: results and embeddings
     images/<Style>/<Object>/<seed>.png       the attacked prompt's image of every attacked row
     rows.csv                                 per row: forgotten before, iteration of success, label
     grid.png                                 base image, unattacked answer, attacked image per row
     metrics.json                             Rob., ASR, UA before, cost; keyed by its config hash
 The key hashes the run's key, the attack config and the base answers' key, so a rerun of the
-unlearning (a new key) makes the attack run again; batches already done are kept (resumable).
+unlearning (a new key) makes the attack run again in the same folder; batches already done are kept
+(resumable).
 """
 
 from __future__ import annotations
@@ -56,9 +58,17 @@ class PlannedAttack(PlannedRun):
         return self.out.parent
 
 
+def attack_folder(cfg: AttackConfig) -> str:
+    """``attack`` (the control: ``attack-control``) at the default settings, ``attack-<hash>`` (or
+    ``attack-control-<hash>``) at any other: trying other settings on a run never replaces the attack a
+    sweep stored there."""
+    name = CONTROL if cfg.control else ATTACK
+    return name if cfg == AttackConfig(control=cfg.control) else f"{name}-{config_hash(hash_view(cfg), 8)}"
+
+
 def plan_attack(run: Path, run_key: str, cfg: AttackConfig, settings: RunSettings) -> PlannedAttack:
     key = config_hash({"run": run_key, "attack": hash_view(cfg), "base": base_key(settings)})
-    return PlannedAttack(Path(run) / (CONTROL if cfg.control else ATTACK), {}, key)
+    return PlannedAttack(Path(run) / attack_folder(cfg), {}, key)
 
 
 def finished_run(run: str | Path, answers: bool = True) -> tuple[dict, dict, RunSettings]:
