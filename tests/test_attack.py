@@ -341,7 +341,7 @@ def test_on_the_base_model_the_attack_finds_the_concept_at_once(tmp_path):
         model=str(MINI_BASE_MODEL),
         classifiers=str(MINI_CLASSIFIERS),
         runs_dir=str(tmp_path / "runs"),
-        sampling=SamplingConfig(seeds=(188,), objects=()),
+        sampling=SamplingConfig(seeds=(188,), styles=("Ink_Outline",)),  # the target style's 10 images
     )
     run = tmp_path / "runs" / "mini" / "none" / "style-Ink_Outline"
     from spare.answers import generate_answer_set
