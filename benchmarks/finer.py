@@ -42,8 +42,7 @@ def finer_plot(table: pd.DataFrame, path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(table)), 4.2))
-    percent_bars(ax, table["method"], [(table[LABELS[m]], {"label": LABELS[m]}) for m in FINER], title)
-    ax.legend(fontsize=7, loc="lower left")
+    percent_bars(ax, table["method"], [(table[LABELS[m]], {"label": LABELS[m]}) for m in FINER], title, legend=True)
     return save_figure(fig, path)
 
 

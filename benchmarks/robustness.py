@@ -82,11 +82,7 @@ def robustness_plot(table: pd.DataFrame, path: Path, title: str) -> Path:
             (part["published UA"], {"label": "UA (published)", "fill": False, "edgecolor": "tab:blue"}),
             (part["published Rob."], {"label": "Rob. (published)", "fill": False, "edgecolor": "tab:red"}),
         ]
-        percent_bars(ax, part["method"], bars, f"{kind} targets")
-    for ax in axes[0]:
-        ax.set_ylim(0, 122)  # headroom above 100% for the legend, so it hides no bar
-        ax.set_yticks(range(0, 101, 20))
-    axes[0][0].legend(fontsize=7, loc="upper center", ncol=4)
+        percent_bars(ax, part["method"], bars, f"{kind} targets", legend=ax is axes[0][0])
     fig.suptitle(title)
     return save_figure(fig, path)
 

@@ -63,13 +63,18 @@ def answer_grid_png(answers: str | Path, path: str | Path, title: str) -> Path:
     return save_png(image_grid(cells, styles, objects, title=f"{title}, seed {seed}"), path)
 
 
-def percent_bars(ax, labels, series, title: str, width: float = 0.2) -> None:
-    """Grouped bars on a 0-100 axis: one group per label, one bar per ``(values, bar keywords)`` in series."""
+def percent_bars(ax, labels, series, title: str, width: float = 0.2, legend: bool = False) -> None:
+    """Grouped bars on a 0-100 axis: one group per label, one bar per ``(values, bar keywords)`` in series.
+    The axis runs to 122 so that the legend (``legend``: the series' labels, in one row) sits above
+    every bar instead of hiding some."""
     x = np.arange(len(labels))
     for i, (values, style) in enumerate(series):
         ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, **style)
     ax.set_xticks(x, labels, rotation=30)
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 122)
+    ax.set_yticks(range(0, 101, 20))
+    if legend:
+        ax.legend(fontsize=7, loc="upper center", ncol=len(series))
     ax.set_ylabel("%")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
