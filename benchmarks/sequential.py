@@ -11,7 +11,9 @@ previous step's model (:mod:`spare.stages.sequential`). Tables, under ``results/
     published.{md,csv}  T1's UA and RA per step beside the published UnlearnCanvas rows
     rebound.png         T1's UA and RA against the step, one line per method, ours and published
 A sequence's steps depend on each other, so processes take whole methods: of the methods whose
-sequence is not finished, method i goes to process i mod N (:func:`shard_methods`). Each process
+sequence is not finished, method i goes to process i mod N (:func:`shard_methods`); a process that has
+finished its own takes the others' unstarted ones, from the ends of their lists, each method claimed
+first so no two processes run it (:func:`benchmarks.runner.processes.work_order`). Each process
 rewrites the tables after each sequence it finishes; the main one writes them last, after all.
 """
 
@@ -24,19 +26,18 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.presets import Preset, method_defaults, world_preset
-from benchmarks.runner.processes import Processes
+from benchmarks.runner.processes import Processes, work_order
 from benchmarks.runner.record import STORED
-from benchmarks.tables import write_table
+from benchmarks.tables import machine, write_table
 from benchmarks.wandb_mirror import WandbMirror
 from spare.answers import SamplingConfig
 from spare.concepts import get_catalogue
 from spare.config import apply_overrides, to_dict
 from spare.errors import UserError
-from spare.io import copy_atomic, read_json_dict, write_json
+from spare.io import claim, copy_atomic, read_json_dict, write_json
 from spare.methods import method_names
 from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS
 from spare.progress import tqdm
-from spare.provenance import cpu_info
 from spare.run import RunSettings
 from spare.stages.sequential import plan_sequence, run_sequence
 from spare.viz import save_figure
@@ -105,7 +106,7 @@ def step_rows(results: list[dict], targets: list[str]) -> list[dict]:
         row = {"method": r["method"], "step": r["step"], "removed": r["target"]}
         row.update({f"UA T{j + 1}": r["UA"].get(t) for j, t in enumerate(targets)})
         row.update(RA=r["RA"], **{"RA in-domain": r["RA_in_domain"], "RA cross-domain": r["RA_cross_domain"]})
-        row.update(FID=r["FID"], **{"time s": r["time_s"]})
+        row.update(FID=r["FID"], **{"time s": r["time_s"], "machine": machine(r.get("provenance") or {})})
         rows.append(row)
     return rows
 
@@ -215,7 +216,7 @@ def run_sequences(
                 + (f": {', '.join(restored)}" if restored else "")
             )
     todo = [m for m in chosen if not all(s.done() for s in plans[m])]
-    mine = shard_methods(todo, procs.rank, procs.world)
+    mine, others = work_order([shard_methods(todo, r, procs.world) for r in range(procs.world)], procs.rank)
     if procs.main:
         owner = {m: r for r in range(procs.world) for m in shard_methods(todo, r, procs.world)}
         print(f"sequence preset {preset.name}: {preset.description}")
@@ -228,16 +229,19 @@ def run_sequences(
         return 0
     failed = []
     desc = f"sequences {preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
-    for m in tqdm(mine, desc=desc, unit="method"):
-        try:
-            run_sequence(m, list(preset.targets), configs[m], settings, preset.name)
-        except (KeyboardInterrupt, UserError):
-            raise
-        except Exception as err:  # one broken method must not stop the others
-            print(f"{m}: failed ({err.__class__.__name__}: {err})")
-            failed.append(m)
-        else:  # what is finished is on disk beside the tables before the next method starts
-            write_sequence_tables(preset, plans, out, "off")
+    for m in tqdm([*mine, *others], desc=desc, unit="method"):  # its own, then helping (work_order)
+        with claim(plans[m][0].out.parent) as claimed:
+            if not claimed or all(s.done() for s in plans[m]):  # another process has it, or had it
+                continue
+            try:
+                run_sequence(m, list(preset.targets), configs[m], settings, preset.name)
+            except (KeyboardInterrupt, UserError):
+                raise
+            except Exception as err:  # one broken method must not stop the others
+                print(f"{m}: failed ({err.__class__.__name__}: {err})")
+                failed.append(m)
+            else:  # what is finished is on disk beside the tables before the next method starts
+                write_sequence_tables(preset, plans, out, "off")
     procs.barrier()  # the last tables wait for every process's sequences
     if not procs.main:
         return 1 if failed else 0
@@ -265,11 +269,11 @@ def write_sequence_tables(preset: SequencePreset, plans: dict, out: Path, wandb_
     steps = pd.DataFrame(step_rows(results, list(preset.targets)))
     gaps = f"Missing steps (not filled in): {', '.join(missing)}." if missing else ""
     order = " -> ".join(f"T{i + 1} {t}" for i, t in enumerate(preset.targets))
-    cpu = cpu_info()
     note = (
         f"Order: {order}. UA Tj: 1 - accuracy on Tj's images after the step (blank before Tj is removed); RA: the "
         "mean of the in-domain part (styles not removed yet) and the cross-domain part (objects). Each step starts "
-        f"from the previous step's model (edits merged). Times on {cpu['model']} ({cpu['capability']}). {gaps}"
+        "from the previous step's model (edits merged). Each step's time was measured on the machine in its row: "
+        f"compare times only within one machine. {gaps}"
     )
     write_table(steps, out / "steps", f"{preset.name}: every method, step by step", note)
     table = published_rows(steps)

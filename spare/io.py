@@ -177,6 +177,29 @@ def content_fingerprint(path: str | Path | None, *, contents: bool = True) -> st
 
 
 @contextmanager
+def claim(folder: str | Path) -> Iterator[bool]:
+    """Try to claim the making of ``folder`` without waiting: the block sees True while this process
+    holds the claim, False when another process does. A sharded sweep's processes claim each job
+    before running it, so one that has run out of its own work takes the others' unstarted jobs and
+    skips the ones being made. The claim is a lock on ``.<name>.claim`` beside the folder (the folder
+    itself is left alone) and ends with the block, or with the process (a killed one frees it)."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.claim", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
 def folder_lock(folder: str | Path) -> Iterator[None]:
     """Hold ``folder/.lock`` for the block: a second process making the same folder waits for the
     first (and says which process holds it) instead of doing the same work beside it."""

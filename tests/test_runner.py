@@ -91,6 +91,34 @@ def test_presets_expand_into_their_job_lists(tmp_path):
     assert [(j.seed, j.tag) for j in seeds.jobs] == [(3, "seed3")] and seeds.method_config(seeds.jobs[0]).seed == 3
 
 
+def test_a_process_done_with_its_own_jobs_helps_with_the_others_unstarted_ones(tmp_path, monkeypatch):
+    from benchmarks.runner import execute
+    from benchmarks.runner.processes import work_order
+    from spare.io import claim
+
+    # own items first, then the others' from the ends of their lists, one process's list after another's in turn
+    assert work_order([["a", "c", "e"], ["b", "d"]], 1) == (["b", "d"], ["e", "c", "a"])
+    assert work_order([["a", "c", "e"], ["b", "d"]], 0) == (["a", "c", "e"], ["d", "b"])
+    assert work_order([["a", "d"], ["b", "e"], ["c"]], 0) == (["a", "d"], ["e", "c", "b"])
+
+    class SecondOfTwo:
+        rank, world, main = 1, 2, False
+
+        def barrier(self):
+            pass
+
+    sweep = build_sweep(get_preset("mini-quick"), methods=["uce", "ca"], runs_dir=str(tmp_path))
+    mine, others = work_order([sweep.shard(sweep.jobs, r, 2) for r in range(2)], 1)
+    assert {j.target for j in mine} == {"object:Star"} and {j.target for j in others} == {"style:Ink_Outline"}
+    ran = []
+    monkeypatch.setattr(execute, "_run_job", lambda sweep, job, *_: ran.append(job.label))
+    with claim(sweep.planned(others[0]).out) as held:  # the first process is making that one
+        assert held
+        execute._run_jobs(sweep, mine, SecondOfTwo(), mirror=None, others=others)
+    assert ran == [j.label for j in mine] + [others[1].label]  # its own, then the unclaimed one of the others
+    assert not sweep.planned(others[0]).out.exists()  # a claim leaves the run folder alone
+
+
 def test_yaml_preset_keys_are_checked(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("targets: [style:Ink_Outline]\nbudgt: 0.5\n")

@@ -137,6 +137,9 @@ def test_a_sequence_preset_runs_every_method_and_writes_its_tables(tmp_path, cap
     steps = pd.read_csv(tmp_path / "results" / "two" / "steps.csv")
     assert list(steps["method"]) == ["seq_shift", "seq_shift", "uce", "uce"] and list(steps["step"]) == [1, 2, 1, 2]
     assert steps["UA T2"].isna().tolist() == [True, False, True, False]  # T2 is scored once it is removed
+    from spare.provenance import cpu_info
+
+    assert steps["machine"].str.startswith(cpu_info()["model"]).all()  # each step's time names its machine
     published = (tmp_path / "results" / "two" / "published.md").read_text()
     assert "published (UnlearnCanvas, SD-1.5)" in published  # uce's published row beside ours
     assert (tmp_path / "results" / "two" / "rebound.png").exists()
@@ -168,7 +171,8 @@ def test_a_sequence_preset_runs_every_method_and_writes_its_tables(tmp_path, cap
 
 def test_processes_take_whole_unfinished_methods(tmp_path, monkeypatch, capsys):
     """Under ``accelerate launch`` each process runs whole sequences: here the second of two
-    processes, which must run the second unfinished method's sequence and no other."""
+    processes, which runs the second unfinished method's sequence first, then helps with the first
+    process's method, unless that process has claimed it."""
     import benchmarks.sequential as sequential
     from benchmarks.sequential import SequencePreset, run_sequences, shard_methods
 
@@ -189,5 +193,17 @@ def test_processes_take_whole_unfinished_methods(tmp_path, monkeypatch, capsys):
         sampling=SamplingConfig(seeds=(188,), steps=2),
     )  # fmt: skip
     kw = dict(runs_dir=str(tmp_path / "runs"), results=tmp_path / "results", wandb_mode="off")
-    assert run_sequences(preset, **kw) == 0
-    assert ran == [("uce", tuple(TARGETS[:2]))]  # seq_shift is the first process's
+    from benchmarks.presets import world_preset
+    from spare.io import claim
+    from spare.stages.sequential import sequence_dir
+
+    folder = sequence_dir(
+        sequential.settings_for(preset, world_preset(preset.benchmark), kw["runs_dir"]), "seq_shift", "two"
+    )
+    with claim(folder) as held:  # the first process is at it
+        assert held
+        assert run_sequences(preset, **kw) == 0
+    assert ran == [("uce", tuple(TARGETS[:2]))]  # seq_shift is the first process's, and being made
+    ran.clear()
+    assert run_sequences(preset, **kw) == 0  # nobody at seq_shift (the stand-in finishes nothing): it helps
+    assert ran == [("uce", tuple(TARGETS[:2])), ("seq_shift", tuple(TARGETS[:2]))]

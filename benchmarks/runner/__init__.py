@@ -15,7 +15,8 @@ Stages, each skipped when its output exists for the same resolved config (hash):
        job it finishes, so the results folder always holds every finished job.
 Every file is written atomically, so a sweep killed at any point resumes without redoing
 finished jobs, and even a killed one (SIGKILL, a lost machine) keeps its time up to its last job.
-Processes take whole targets (target i goes to process i mod N); with the same thread count per
+Processes take whole targets (target i goes to process i mod N), then help with each other's
+unstarted jobs (``processes.work_order``, each job claimed first); with the same thread count per
 process, N processes write the same metrics files as one.
 """
 

@@ -15,7 +15,7 @@ import pandas as pd
 from benchmarks.finer import write_finer
 from benchmarks.robustness import attack_columns, write_robustness
 from benchmarks.runner.plan import Job, Sweep, check_paths, config_value, missing_runs
-from benchmarks.runner.processes import Processes
+from benchmarks.runner.processes import Processes, work_order
 from benchmarks.runner.record import print_plan, print_summary, save_sweep_record
 from benchmarks.runner.restore import restore_finished
 from benchmarks.runner.signals import signals_deferred, sigterm_as_interrupt, stop_if_signalled
@@ -24,6 +24,7 @@ from benchmarks.uncertainty import image_counts
 from benchmarks.wandb_mirror import WandbMirror
 from spare.config import to_dict
 from spare.errors import UserError
+from spare.io import claim
 from spare.progress import tqdm
 from spare.run import (
     base_answers,
@@ -139,12 +140,14 @@ def run_sweep(
         wandb_mode, project="spare-unlearncanvas", group=preset.name, root=Path(sweep.settings.runs_dir)
     )
     start = time.perf_counter()
-    mine = sweep.shard(jobs, procs.rank, procs.world)
+    mine, others = work_order([sweep.shard(jobs, r, procs.world) for r in range(procs.world)], procs.rank)
+    if not mine:  # a process with no targets of its own made no share of the base answers: it stays out
+        others = []
     if procs.main:
         print_plan(sweep, jobs, procs.world)
 
     if tables_only:
-        mine = []
+        mine, others = [], []
 
     def done() -> int:  # finished jobs of the plan, every process's; the difference is what this invocation ran
         return sum(sweep.job_done(job) for job in jobs)
@@ -177,7 +180,7 @@ def run_sweep(
     try:
         with sigterm_as_interrupt():
             _shared_work(sweep, jobs, mine, procs)
-            _run_jobs(sweep, mine, procs, mirror, checkpoint if procs.main else None, failed)
+            _run_jobs(sweep, mine, procs, mirror, checkpoint if procs.main else None, failed, others)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from `timeout`, a scheduler or the launcher
         if procs.main:  # its time counts towards the sweep's; the finished jobs stay done
             record(interrupted=True)
@@ -226,45 +229,61 @@ def _shared_work(sweep: Sweep, jobs: list[Job], mine: list[Job], procs: Processe
 
 
 def _run_jobs(
-    sweep: Sweep, mine: list[Job], procs: Processes, mirror: WandbMirror, checkpoint=None, failed=None
+    sweep: Sweep,
+    mine: list[Job],
+    procs: Processes,
+    mirror: WandbMirror,
+    checkpoint=None,
+    failed=None,
+    others: Sequence[Job] = (),
 ) -> list[str]:
-    """Stage 2: this process's jobs not yet done; returns the labels of those that failed.
-    ``checkpoint()`` is called after each job that finishes."""
+    """Stage 2: this process's jobs not yet done, then the other processes' unstarted ones in
+    :func:`work_order` (a process that runs out of its own work helps instead of waiting at the
+    barrier); each job is claimed first (:func:`spare.io.claim`), so no two processes make the same
+    one. Returns the labels of those that failed; ``checkpoint()`` is called after each job that finishes."""
     failed = [] if failed is None else failed  # the caller's list, filled as jobs fail (the tables read it)
     desc = f"sweep {sweep.preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
-    bar = tqdm(mine, desc=desc, unit="job")
-    for job in bar:
+    bar = tqdm([*mine, *others], desc=desc, unit="job")
+    for i, job in enumerate(bar):
         stop_if_signalled()
-        bar.set_postfix_str(job.label)
-        planned = sweep.planned(job)
+        bar.set_postfix_str(job.label + (" (helping)" if i >= len(mine) else ""))
         if sweep.job_done(job):
             continue
-        try:
-            if sweep.remakes(job):  # its restored metrics kept beside, as metrics.restored.json
-                log.warning("%s: restored without its edit and answer set; made again for the attack", planned.out)
-                planned.metrics_path.replace(planned.out / "metrics.restored.json")
-            result = run_unlearning(job.method, job.target, sweep.method_config(job), sweep.job_settings(job))
-            if sweep.preset.attack is not None:
-                attack_run(planned.out, sweep.preset.attack)
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:  # one broken job must not stop the sweep; it is reported at the end
-            if isinstance(err, UserError):  # the inputs were validated: this is the job's own problem
-                log.error("%s failed: %s", job.label, err)
-            else:
-                log.error("%s failed:\n%s", job.label, traceback.format_exc())
-            failed.append(job.label)
-            if checkpoint:
-                with signals_deferred():
-                    checkpoint()
-            continue
-        grid = answer_grid_png(
-            planned.out / "answers", planned.out / "answers.png", f"{job.method}, {job.target} forgotten"
-        )
-        mirror.log_run(f"{job.method}/{job.target}" + (f"@{job.tag}" if job.tag else ""), planned.config, result, grid)
-        if checkpoint:
-            with signals_deferred():  # a signal cutting it short (a half-done import) would break the tables
-                checkpoint()
+        with claim(sweep.planned(job).out) as mine_now:
+            if mine_now and not sweep.job_done(job):  # done by another process since the first look
+                _run_job(sweep, job, mirror, checkpoint, failed)
     bar.close()
     procs.barrier()
     return failed
+
+
+def _run_job(sweep: Sweep, job: Job, mirror: WandbMirror, checkpoint, failed: list[str]) -> None:
+    """One job: the unlearning run (and its attack when the preset attacks), its answer grid and W&B
+    entry, then the checkpoint; a job that raises is added to ``failed`` and the sweep goes on."""
+    planned = sweep.planned(job)
+    try:
+        if sweep.remakes(job):  # its restored metrics kept beside, as metrics.restored.json
+            log.warning("%s: restored without its edit and answer set; made again for the attack", planned.out)
+            planned.metrics_path.replace(planned.out / "metrics.restored.json")
+        result = run_unlearning(job.method, job.target, sweep.method_config(job), sweep.job_settings(job))
+        if sweep.preset.attack is not None:
+            attack_run(planned.out, sweep.preset.attack)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # one broken job must not stop the sweep; it is reported at the end
+        if isinstance(err, UserError):  # the inputs were validated: this is the job's own problem
+            log.error("%s failed: %s", job.label, err)
+        else:
+            log.error("%s failed:\n%s", job.label, traceback.format_exc())
+        failed.append(job.label)
+        if checkpoint:
+            with signals_deferred():
+                checkpoint()
+        return
+    grid = answer_grid_png(
+        planned.out / "answers", planned.out / "answers.png", f"{job.method}, {job.target} forgotten"
+    )
+    mirror.log_run(f"{job.method}/{job.target}" + (f"@{job.tag}" if job.tag else ""), planned.config, result, grid)
+    if checkpoint:
+        with signals_deferred():  # a signal cutting it short (a half-done import) would break the tables
+            checkpoint()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import timedelta
 
@@ -26,3 +27,13 @@ class Processes:
     def barrier(self) -> None:
         if self._state is not None:
             self._state.wait_for_everyone()
+
+
+def work_order(shards: list[list], rank: int) -> tuple[list, list]:
+    """This process's own items, and then the other processes' items in the order it should help with
+    them once its own are done: one of each other process's lists in turn, from their ends backwards,
+    so a helper meets each owner as late as possible. Each item is claimed before it is worked on
+    (:func:`spare.io.claim`), so owner and helper never make the same one."""
+    others = [s for r, s in enumerate(shards) if r != rank]
+    turns = [item for turn in itertools.zip_longest(*others) for item in turn if item is not None]
+    return list(shards[rank]), turns[::-1]
