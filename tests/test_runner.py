@@ -592,6 +592,12 @@ def test_sweep_record_keeps_every_invocations_wall_time(tmp_path):
     record = json.loads((tmp_path / "sweep.json").read_text())
     assert [(i["wall_time_s"], i["jobs_run"]) for i in record["invocations"]] == [(1643.0, 18), (1.0, 0)]
     assert record["total_wall_time_s"] == 1644.0 and len(record["jobs"]) == 20
+    save_sweep_record(sweep, sweep.jobs, tmp_path, 1600.0, 2, 2)  # a sharded invocation that ran jobs
+    save_sweep_record(sweep, sweep.jobs, tmp_path, 1.0, 1, 0)  # then a tables-only pass in one process
+    record = json.loads((tmp_path / "sweep.json").read_text())
+    assert record["processes"] == 2 and [i["processes"] for i in record["invocations"]] == [1, 1, 2, 1]
+    record["invocations"] = record["invocations"][:2]
+    (tmp_path / "sweep.json").write_text(json.dumps(record))  # back to the two entries the rest expects
     # one invocation's entries (after each job, then its last) replace each other; the others stay
     for wall, ran, unfinished in ((300.0, 1, True), (650.0, 2, True), (700.0, 2, False)):
         save_sweep_record(sweep, sweep.jobs, tmp_path, wall, 1, ran, started="t0", unfinished=unfinished)

@@ -84,7 +84,10 @@ def save_sweep_record(
             "targets": list(sweep.targets),
             "settings": to_dict(sweep.settings),
             "jobs": job_list,
-            "processes": world,
+            # the processes of the latest invocation that ran jobs (a tables-only pass runs none)
+            "processes": next(
+                (h["processes"] for h in reversed(history) if h.get("jobs_run") and "processes" in h), world
+            ),
             "invocations": history,
             "total_wall_time_s": sum(h["wall_time_s"] for h in history),  # of this results folder's invocations
         },
