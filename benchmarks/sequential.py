@@ -28,6 +28,7 @@ import pandas as pd
 from benchmarks.presets import Preset, method_defaults, world_preset
 from benchmarks.runner.processes import Processes, work_order
 from benchmarks.runner.record import STORED
+from benchmarks.runner.restore import checkout_of, moved_here, relocate
 from benchmarks.tables import machine, write_table
 from benchmarks.wandb_mirror import WandbMirror
 from spare.answers import SamplingConfig
@@ -36,7 +37,7 @@ from spare.config import apply_overrides, to_dict
 from spare.errors import UserError
 from spare.io import claim, copy_atomic, read_json_dict, write_json
 from spare.methods import method_names
-from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS
+from spare.paths import MINI_BASE_MODEL, MINI_CLASSIFIERS, PROJECT_ROOT
 from spare.progress import tqdm
 from spare.run import RunSettings
 from spare.stages.sequential import plan_sequence, run_sequence
@@ -165,26 +166,48 @@ def store_sequences(plans: dict, out: Path) -> None:
                     copy_atomic(step.out / name, out / "configs" / method / step.out.name / name)
 
 
-def restore_sequences(plans: dict, out: Path, dry_run: bool = False) -> list[str]:
+def restore_sequences(plans: dict, out: Path, dry_run: bool = False, elsewhere: dict | None = None) -> list[str]:
     """The methods whose whole sequence is stored beside the tables under this plan's keys, copied back
     into the runs folder (config and metrics: the tables, no edits; ``dry_run``: only named). A sequence
     stored only in part is not restored: its next step needs the edits of the steps before it, so it
-    runs again whole."""
+    runs again whole. ``elsewhere`` ({checkout: plans}, from :func:`plans_elsewhere`): the same plans
+    as a checkout at another path keyed them; a sequence stored there is restored with this
+    checkout's paths and keys, so it is done here from then on."""
     restored = []
     for method, steps in plans.items():
         if all(s.done() for s in steps):
             continue
         stored = [out / "configs" / method / s.out.name for s in steps]
-        if not all(
-            (src / "config.json").is_file() and (read_json_dict(src / "metrics.json") or {}).get("config_key") == s.key
-            for s, src in zip(steps, stored, strict=True)
-        ):
+        for theirs in [steps, *(other[method] for other in (elsewhere or {}).values())]:
+            if all(
+                (src / "config.json").is_file()
+                and (read_json_dict(src / "metrics.json") or {}).get("config_key") == t.key
+                for t, src in zip(theirs, stored, strict=True)
+            ):
+                break
+        else:
             continue
         for step, src in zip(steps, stored, strict=True):
             for name in STORED if not dry_run else ():
-                copy_atomic(src / name, step.out / name)
+                if theirs is steps:
+                    copy_atomic(src / name, step.out / name)
+                else:
+                    write_json(step.out / name, moved_here(read_json_dict(src / name) or {}, step))
         restored.append(method)
     return restored
+
+
+def plans_elsewhere(chosen: list[str], targets: list[str], configs: dict, settings: RunSettings, name: str, out: Path):
+    """{checkout: plans} for each other checkout whose sequences are stored in ``out/configs`` (read from
+    the stored steps' settings): this sweep's plans as that checkout keyed them, its paths moved there."""
+    found: dict[Path, dict] = {}
+    for path in sorted((out / "configs").glob("*/*/config.json")):
+        stored = (read_json_dict(path) or {}).get("settings")
+        other = checkout_of(stored, settings, PROJECT_ROOT) if isinstance(stored, dict) else None
+        if other is not None and other not in found:
+            moved = relocate(settings, PROJECT_ROOT, other)
+            found[other] = {m: plan_sequence(m, targets, configs[m], moved, name) for m in chosen}
+    return found
 
 
 def run_sequences(
@@ -207,7 +230,10 @@ def run_sequences(
     out = Path(results) / preset.name
     procs = Processes()
     if restore:
-        restored = restore_sequences(plans, out, dry_run) if procs.main else []
+        restored = []
+        if procs.main:
+            elsewhere = plans_elsewhere(chosen, list(preset.targets), configs, settings, preset.name, out)
+            restored = restore_sequences(plans, out, dry_run, elsewhere)
         procs.barrier()  # no process looks at what is done before the restore
         if procs.main:
             said = "would restore" if dry_run else "restored"

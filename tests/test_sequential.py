@@ -1,6 +1,7 @@
 """Sequential unlearning: step k starts from step k-1's weights, a killed sequence resumes at its
 step, the metrics by hand, and bad sequences fail in one line."""
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -165,6 +166,34 @@ def test_a_sequence_preset_runs_every_method_and_writes_its_tables(tmp_path, cap
     assert "restored 1 finished sequences" in capsys.readouterr().out and SEEN == []  # not trained again
     again = pd.read_csv(tmp_path / "results" / "two" / "steps.csv")
     pd.testing.assert_frame_equal(again, steps[steps["method"] == "seq_shift"])
+
+    # stored by a checkout at another path (keys hash the model's path, inside the checkout): restored
+    # with this checkout's paths and keys instead of run again
+    from benchmarks import sequential
+    from benchmarks.presets import method_defaults, world_preset
+    from benchmarks.runner.restore import relocate
+    from spare.paths import PROJECT_ROOT
+
+    here = sequential.settings_for(preset, world_preset(preset.benchmark), kw["runs_dir"])
+    there = relocate(here, PROJECT_ROOT, "/elsewhere/clone")
+    assert there.model.startswith("/elsewhere/clone/") and here.model != there.model
+    cfg = method_defaults(world_preset(preset.benchmark), "seq_shift")
+    for step in plan_sequence("seq_shift", list(preset.targets), cfg, there, "two"):
+        for name in ("config.json", "metrics.json"):
+            path = stored / "seq_shift" / step.out.name / name
+            data = json.loads(path.read_text()) | {"config_key": step.key}
+            if "settings" in data:
+                data["settings"] = data["settings"] | {"model": there.model, "classifiers": there.classifiers}
+            path.write_text(json.dumps(data))
+    shutil.rmtree(tmp_path / "runs")
+    SEEN.clear()
+    capsys.readouterr()
+    assert run_sequences(preset, methods=["seq_shift"], restore=True, **kw) == 0
+    assert "restored 1 finished sequences" in capsys.readouterr().out and SEEN == []  # not trained again
+    for step in plan_sequence("seq_shift", list(preset.targets), cfg, here, "two"):
+        assert step.done()  # under this checkout's key
+        assert json.loads((step.out / "config.json").read_text())["settings"]["model"] == here.model
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results" / "two" / "steps.csv"), again)
     assert main(["sequential", "--preset", "mini-sequentail"]) == 2
     assert "valid: mini-sequential" in capsys.readouterr().err
 

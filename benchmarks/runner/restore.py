@@ -94,7 +94,7 @@ def restore_finished(
                         if keys[key] is None:
                             copy_atomic(src / name, planned.out / name)
                         else:
-                            write_json(planned.out / name, _moved_here(_read_stored(src / name), planned))
+                            write_json(planned.out / name, moved_here(_read_stored(src / name), planned))
                 break
             other_key = True
         else:
@@ -123,8 +123,9 @@ def _read_stored(path: Path) -> dict:
     return read_json_dict(path) or {}
 
 
-def _moved_here(data: dict, planned: PlannedRun) -> dict:
-    """A stored run's config.json or metrics.json with this checkout's key (and paths, in a config)."""
+def moved_here(data: dict, planned: PlannedRun) -> dict:
+    """A stored run's (or sequence step's) config.json or metrics.json with this checkout's key (and
+    paths, in a config)."""
     if isinstance(data.get("settings"), dict):
         data["settings"] = {**data["settings"], **{f: planned.config["settings"][f] for f in PATH_FIELDS}}
     return {**data, "config_key": planned.key}
