@@ -1,6 +1,6 @@
 """Sequential unlearning sweeps (UnlearnCanvas SU / SR) and their tables.
 
-    spare sequential --preset mini-sequential [--methods esd uce ...] [--dry-run]
+    spare sequential --preset mini-sequential [--methods esd uce ...] [--dry-run | --tables-only]
     spare sequential --method esd --targets style:A style:B ... [--name NAME]
     accelerate launch --multi_gpu --num_processes 2 -m spare sequential --preset mini-sequential
 
@@ -137,7 +137,7 @@ def rebound_plot(steps: pd.DataFrame, path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.4))
     colours = plt.get_cmap("tab10")
     for i, (method, part) in enumerate(steps.groupby("method", sort=False)):
         part = part.sort_values("step")
@@ -151,9 +151,12 @@ def rebound_plot(steps: pd.DataFrame, path: Path, title: str) -> Path:
         ax.set_ylabel(label)
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower left", title="solid: ours; dashed: published", title_fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()  # beside the plots, where it hides no line
+    fig.legend(
+        handles, labels, loc="center right", fontsize=8, title="solid: ours\ndashed: published", title_fontsize=8
+    )
     fig.suptitle(title)
-    return save_figure(fig, path)
+    return save_figure(fig, path, rect=(0, 0, 0.89, 1))
 
 
 def store_sequences(plans: dict, out: Path) -> None:
@@ -218,10 +221,12 @@ def run_sequences(
     dry_run: bool = False,
     wandb_mode: str = "offline",
     restore: bool = False,
+    tables_only: bool = False,
 ) -> int:
     """Every method's sequence (resumable), then the tables from the steps' metrics files, rewritten
     after each method's sequence (so a stopped sweep leaves the tables of what it finished).
-    ``restore``: first take the whole sequences stored beside the tables (:func:`restore_sequences`)."""
+    ``restore``: first take the whole sequences stored beside the tables (:func:`restore_sequences`);
+    ``tables_only``: run nothing, only rewrite the tables from the steps already finished."""
     world = world_preset(preset.benchmark)
     chosen = list(methods or preset.methods or method_names())
     settings = settings_for(preset, world, runs_dir)
@@ -253,6 +258,8 @@ def run_sequences(
             print(f"    {m:8s} {marks}  {steps[0].out.parent}{shard}")
     if dry_run:
         return 0
+    if tables_only:
+        return write_sequence_tables(preset, plans, out, wandb_mode) if procs.main else 0
     failed = []
     desc = f"sequences {preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
     for m in tqdm([*mine, *others], desc=desc, unit="method"):  # its own, then helping (work_order)

@@ -80,11 +80,12 @@ def percent_bars(ax, labels, series, title: str, width: float = 0.2, legend: boo
     ax.grid(axis="y", alpha=0.3)
 
 
-def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
-    """A matplotlib figure as a PNG, laid out tight, written atomically, then closed."""
+def save_figure(fig, path: str | Path, dpi: int = 120, rect: tuple = (0, 0, 1, 1)) -> Path:
+    """A matplotlib figure as a PNG, laid out tight (within ``rect``, in figure fractions: room left
+    for a legend beside the plots), written atomically, then closed."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)

@@ -144,6 +144,15 @@ def test_a_sequence_preset_runs_every_method_and_writes_its_tables(tmp_path, cap
     published = (tmp_path / "results" / "two" / "published.md").read_text()
     assert "published (UnlearnCanvas, SD-1.5)" in published  # uce's published row beside ours
     assert (tmp_path / "results" / "two" / "rebound.png").exists()
+    # --tables-only: the tables again from the finished steps, nothing run (a step made unfinished stays so)
+    (last,) = (tmp_path / "runs").rglob("seq_shift/two/2-*/metrics.json")
+    last.rename(last.with_suffix(".aside"))
+    SEEN.clear()
+    assert run_sequences(preset, tables_only=True, **kw) == 1  # 1: a step is missing from the tables
+    assert SEEN == [] and len(pd.read_csv(tmp_path / "results" / "two" / "steps.csv")) == 3
+    last.with_suffix(".aside").rename(last)
+    assert run_sequences(preset, tables_only=True, **kw) == 0
+    assert SEEN == [] and pd.read_csv(tmp_path / "results" / "two" / "steps.csv").equals(steps)
 
     # every finished step is kept beside the tables; a fresh runs folder takes whole sequences back
     import shutil

@@ -168,6 +168,7 @@ def cmd_sequential(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         wandb_mode=args.wandb,
         restore=args.restore,
+        tables_only=args.tables_only,
     )
 
 
@@ -241,6 +242,7 @@ def register(sub) -> None:
     p.add_argument("--targets", nargs="+", default=None, help="an ad hoc sequence, in order: style:A style:B ...")
     p.add_argument("--name", default="custom", help="an ad hoc sequence's folder name (default: custom)")
     p.add_argument("--dry-run", action="store_true", help="print the steps (done / to do) and stop")
+    p.add_argument("--tables-only", action="store_true", help="only rewrite the tables of the finished steps")
     p.add_argument("--runs", default="runs", help="runs folder (default: runs)")
     p.add_argument("--results", default="results/sequential", help="tables folder (default: results/sequential)")
     p.add_argument("--wandb", default="offline", help="W&B mirror: off, offline (default) or online")
