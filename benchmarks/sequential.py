@@ -107,7 +107,7 @@ def step_rows(results: list[dict], targets: list[str]) -> list[dict]:
         row = {"method": r["method"], "step": r["step"], "removed": r["target"]}
         row.update({f"UA T{j + 1}": r["UA"].get(t) for j, t in enumerate(targets)})
         row.update(RA=r["RA"], **{"RA in-domain": r["RA_in_domain"], "RA cross-domain": r["RA_cross_domain"]})
-        row.update(FID=r["FID"], **{"time s": r["time_s"], "machine": machine(r.get("provenance") or {})})
+        row.update(FID=r["FID"], **{"unlearning s": r["time_s"], "machine": machine(r.get("provenance") or {})})
         rows.append(row)
     return rows
 
@@ -305,7 +305,8 @@ def write_sequence_tables(preset: SequencePreset, plans: dict, out: Path, wandb_
     note = (
         f"Order: {order}. UA Tj: 1 - accuracy on Tj's images after the step (blank before Tj is removed); RA: the "
         "mean of the in-domain part (styles not removed yet) and the cross-domain part (objects). Each step starts "
-        "from the previous step's model (edits merged). Each step's time was measured on the machine in its row: "
+        "from the previous step's model (edits merged). unlearning s: the step's training alone (not its answer set "
+        "or scoring), measured on the machine in its row: "
         f"compare times only within one machine. {gaps}"
     )
     write_table(steps, out / "steps", f"{preset.name}: every method, step by step", note)
