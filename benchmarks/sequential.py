@@ -181,12 +181,12 @@ def restore_sequences(plans: dict, out: Path, dry_run: bool = False, elsewhere: 
         if all(s.done() for s in steps):
             continue
         stored = [out / "configs" / method / s.out.name for s in steps]
+        keys = [  # each stored step's key, read once for every checkout's plan it is compared with
+            (read_json_dict(src / "metrics.json") or {}).get("config_key") if (src / "config.json").is_file() else None
+            for src in stored
+        ]
         for theirs in [steps, *(other[method] for other in (elsewhere or {}).values())]:
-            if all(
-                (src / "config.json").is_file()
-                and (read_json_dict(src / "metrics.json") or {}).get("config_key") == t.key
-                for t, src in zip(theirs, stored, strict=True)
-            ):
+            if [t.key for t in theirs] == keys:
                 break
         else:
             continue
