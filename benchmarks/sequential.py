@@ -5,7 +5,9 @@
     accelerate launch --multi_gpu --num_processes 2 -m spare sequential --preset mini-sequential
 
 A sequence preset names the targets in their order; every method runs the whole sequence at
-its world defaults (:func:`benchmarks.presets.method_defaults`), each step starting from the
+its world defaults (:func:`benchmarks.presets.method_defaults`) and the preset's own tuning
+choice (``tuned``: none for mini-sequential, so every method at the one rule, x0.4 published
+steps and x30 published lr, whatever ``make tuning`` later picks for mini-full), each step starting from the
 previous step's model (:mod:`spare.stages.sequential`). Tables, under ``results/sequential/<preset>/``:
     steps.{md,csv}      per method and step: UA of every target removed so far, RA and its parts
     published.{md,csv}  T1's UA and RA per step beside the published UnlearnCanvas rows
@@ -67,6 +69,10 @@ class SequencePreset:
     benchmark: str = "mini"
     overrides: dict[str, list[str]] = field(default_factory=dict)
     sampling: SamplingConfig | None = None  # None: the world preset's
+    # the tuning choice applied on top of the defaults (a chosen.yaml, as in Preset.tuned); "": none,
+    # every method at the world's rule. Not the world's: a sequence's keys must not move when a
+    # tuning grid (for the main table) finishes, which would make every stored sequence stale.
+    tuned: str = ""
 
 
 SEQUENCE_PRESETS = {
@@ -86,6 +92,13 @@ def get_sequence_preset(name: str) -> SequencePreset:
     if name not in SEQUENCE_PRESETS:
         raise UserError(f"unknown sequence preset {name!r}; valid: {', '.join(SEQUENCE_PRESETS)}")
     return dataclasses.replace(SEQUENCE_PRESETS[name])
+
+
+def method_config(preset: SequencePreset, method: str):
+    """``method``'s config in every step of ``preset``'s sequences: the world's defaults (budget and
+    lr factors), the preset's tuning choice (``tuned``, none for mini-sequential) and its overrides."""
+    world = dataclasses.replace(world_preset(preset.benchmark), tuned=preset.tuned)
+    return apply_overrides(method_defaults(world, method), preset.overrides.get(method, []))
 
 
 def settings_for(preset: SequencePreset, world: Preset, runs_dir: str) -> RunSettings:
@@ -230,7 +243,7 @@ def run_sequences(
     world = world_preset(preset.benchmark)
     chosen = list(methods or preset.methods or method_names())
     settings = settings_for(preset, world, runs_dir)
-    configs = {m: apply_overrides(method_defaults(world, m), preset.overrides.get(m, [])) for m in chosen}
+    configs = {m: method_config(preset, m) for m in chosen}
     plans = {m: plan_sequence(m, list(preset.targets), configs[m], settings, preset.name) for m in chosen}
     out = Path(results) / preset.name
     procs = Processes()

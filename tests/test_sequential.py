@@ -179,14 +179,14 @@ def test_a_sequence_preset_runs_every_method_and_writes_its_tables(tmp_path, cap
     # stored by a checkout at another path (keys hash the model's path, inside the checkout): restored
     # with this checkout's paths and keys instead of run again
     from benchmarks import sequential
-    from benchmarks.presets import method_defaults, world_preset
+    from benchmarks.presets import world_preset
     from benchmarks.runner.restore import relocate
     from spare.paths import PROJECT_ROOT
 
     here = sequential.settings_for(preset, world_preset(preset.benchmark), kw["runs_dir"])
     there = relocate(here, PROJECT_ROOT, "/elsewhere/clone")
     assert there.model.startswith("/elsewhere/clone/") and here.model != there.model
-    cfg = method_defaults(world_preset(preset.benchmark), "seq_shift")
+    cfg = sequential.method_config(preset, "seq_shift")
     for step in plan_sequence("seq_shift", list(preset.targets), cfg, there, "two"):
         for name in ("config.json", "metrics.json"):
             path = stored / "seq_shift" / step.out.name / name
@@ -245,3 +245,25 @@ def test_processes_take_whole_unfinished_methods(tmp_path, monkeypatch, capsys):
     ran.clear()
     assert run_sequences(preset, **kw) == 0  # nobody at seq_shift (the stand-in finishes nothing): it helps
     assert ran == [("uce", tuple(TARGETS[:2])), ("seq_shift", tuple(TARGETS[:2]))]
+
+
+def test_a_sequence_keeps_the_rule_default_when_a_tuning_choice_appears(tmp_path, monkeypatch):
+    """mini-sequential runs every method at the world's rule: a chosen.yaml written later for the
+    main table (``make tuning``) must not change a sequence's configs, or every stored sequence
+    would become stale; a sequence preset that names a choice gets it."""
+    from benchmarks import presets
+    from benchmarks.sequential import get_sequence_preset, method_config
+
+    chosen = tmp_path / "chosen.yaml"
+    chosen.write_text("seq_shift: [shift=2.0]\nesd: ['optim.lr*=3']\n")
+    full = presets.PRESETS["mini-full"]
+    monkeypatch.setitem(presets.PRESETS, "mini-full", presets.dataclasses.replace(full, tuned=str(chosen)))
+    assert presets.method_defaults(presets.world_preset("mini"), "seq_shift").shift == 2.0  # mini-full takes it
+    preset = get_sequence_preset("mini-sequential")
+    assert preset.tuned == ""
+    assert method_config(preset, "seq_shift").shift == 0.5
+    rule = presets.method_defaults(presets.dataclasses.replace(full, tuned=""), "esd")
+    assert method_config(preset, "esd").optim.lr == rule.optim.lr
+    preset.tuned = str(chosen)
+    assert method_config(preset, "seq_shift").shift == 2.0
+    assert method_config(preset, "esd").optim.lr == pytest.approx(3 * rule.optim.lr)
