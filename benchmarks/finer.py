@@ -46,11 +46,15 @@ def finer_plot(table: pd.DataFrame, path: Path, title: str) -> Path:
     return save_figure(fig, path)
 
 
-def write_finer(per_target: pd.DataFrame, out: Path, label: str, gaps: str = "") -> dict[str, Path]:
-    """The finer-scale table and plot under ``out`` when the sweep has pair targets; {name: path}."""
+def write_finer(
+    per_target: pd.DataFrame, out: Path, label: str, gaps: str = "", base: pd.DataFrame | None = None
+) -> dict[str, Path]:
+    """The finer-scale table and plot under ``out`` when the sweep has pair targets; {name: path}.
+    ``base``: the base model's rows on the same targets, its row first (what FR starts from)."""
     if "FU" not in per_target or per_target["FU"].isna().all():
         return {}
-    table = finer_table(per_target)
+    with_base = pd.concat([base, per_target], ignore_index=True) if base is not None and len(base) else per_target
+    table = finer_table(with_base)
     pairs = ", ".join(dict.fromkeys(per_target.dropna(subset=["FU"])["target"]))
     note = (
         f"Pairs: {pairs}. FU: share of the pair's answer images not read as that combination (higher: more "

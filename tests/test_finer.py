@@ -103,10 +103,14 @@ def test_a_pair_sweep_writes_the_finer_table_under_results_finer(tmp_path, monke
     )
     assert main(["benchmark", "--preset", "pairs.yaml", "--wandb", "off"]) == 0
     table = pd.read_csv(tmp_path / "results" / "finer" / "pairs" / "finer.csv")
-    assert list(table["method"]) == ["uce"] and table.loc[0, "pairs"] == 1
+    from benchmarks.tables import BASE_METHOD
+
+    assert list(table["method"]) == [BASE_METHOD, "uce"] and table.loc[1, "pairs"] == 1  # what FR starts from, first
     per_target = pd.read_csv(tmp_path / "results" / "finer" / "pairs" / "per_target.csv")
-    run = per_target[per_target["method"] == "uce"].iloc[0]
-    assert table.loc[0, "FU"] == pytest.approx(run["FU"]) and pd.isna(run["UA"])
+    for i, method in enumerate([BASE_METHOD, "uce"]):
+        run = per_target[per_target["method"] == method].iloc[0]
+        assert table.loc[i, "FU"] == pytest.approx(run["FU"]) and pd.isna(run["UA"])
+        assert table.loc[i, "FR same style"] == pytest.approx(run["FR_style"])
     assert "no published row exists" in (tmp_path / "results" / "finer" / "pairs" / "finer.md").read_text()
     assert (tmp_path / "results" / "finer" / "pairs" / "finer.png").exists()
     assert get_preset("mini-finer").results_root == "results/finer"

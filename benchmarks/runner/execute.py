@@ -170,7 +170,7 @@ def run_sweep(
         if len(per_target) and preset.attack is not None:
             paths.update(write_robustness(per_target, out, preset.name, gaps_note(missing)))
         if len(per_target):  # pair targets (finer-scale)
-            paths.update(write_finer(per_target, out, preset.name, gaps_note(missing)))
+            paths.update(write_finer(per_target, out, preset.name, gaps_note(missing), base))
         return per_target, base, missing, paths
 
     def checkpoint() -> None:  # after each job the main process finishes: tables and the time so far
