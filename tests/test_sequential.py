@@ -251,18 +251,20 @@ def test_a_sequence_keeps_the_rule_default_when_a_tuning_choice_appears(tmp_path
     """mini-sequential runs every method at the world's rule: a chosen.yaml written later for the
     main table (``make tuning``) must not change a sequence's configs, or every stored sequence
     would become stale; a sequence preset that names a choice gets it."""
+    import dataclasses
+
     from benchmarks import presets
     from benchmarks.sequential import get_sequence_preset, method_config
 
     chosen = tmp_path / "chosen.yaml"
     chosen.write_text("seq_shift: [shift=2.0]\nesd: ['optim.lr*=3']\n")
     full = presets.PRESETS["mini-full"]
-    monkeypatch.setitem(presets.PRESETS, "mini-full", presets.dataclasses.replace(full, tuned=str(chosen)))
+    monkeypatch.setitem(presets.PRESETS, "mini-full", dataclasses.replace(full, tuned=str(chosen)))
     assert presets.method_defaults(presets.world_preset("mini"), "seq_shift").shift == 2.0  # mini-full takes it
     preset = get_sequence_preset("mini-sequential")
     assert preset.tuned == ""
     assert method_config(preset, "seq_shift").shift == 0.5
-    rule = presets.method_defaults(presets.dataclasses.replace(full, tuned=""), "esd")
+    rule = presets.method_defaults(dataclasses.replace(full, tuned=""), "esd")
     assert method_config(preset, "esd").optim.lr == rule.optim.lr
     preset.tuned = str(chosen)
     assert method_config(preset, "seq_shift").shift == 2.0
