@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.presets import Preset, get_preset
-from benchmarks.tables import COST, gaps_note, integer_columns, with_retain, write_table
+from benchmarks.tables import COST, gaps_note, integer_columns, with_base, with_retain, write_table
 from spare.errors import UserError
 from spare.viz import save_figure
 
@@ -162,7 +162,7 @@ def reporter(preset: Preset):
     def report(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: str, missing) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         gaps = gaps_note(missing)
-        rows = integer_columns(pd.concat([base, per_target], ignore_index=True) if len(base) else per_target)
+        rows = integer_columns(with_base(per_target, base))
         write_table(rows, out / "per_target", f"ablation {label}: every run", gaps)
         table = ablation_table(per_target, preset)
         ref, shown = None, table

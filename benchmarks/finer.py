@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.tables import FINER, write_table
+from benchmarks.tables import FINER, with_base, write_table
 from spare.viz import percent_bars, save_figure
 
 LABELS = {"FU": "FU", "FR_style": "FR same style", "FR_object": "FR same object", "FR_rest": "FR rest"}
@@ -53,8 +53,7 @@ def write_finer(
     ``base``: the base model's rows on the same targets, its row first (what FR starts from)."""
     if "FU" not in per_target or per_target["FU"].isna().all():
         return {}
-    with_base = pd.concat([base, per_target], ignore_index=True) if base is not None and len(base) else per_target
-    table = finer_table(with_base)
+    table = finer_table(with_base(per_target, base))
     pairs = ", ".join(dict.fromkeys(per_target.dropna(subset=["FU"])["target"]))
     note = (
         f"Pairs: {pairs}. FU: share of the pair's answer images not read as that combination (higher: more "

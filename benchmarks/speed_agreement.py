@@ -43,7 +43,7 @@ import torch
 
 from benchmarks.presets import Preset
 from benchmarks.runner import build_sweep, collect, run_sweep
-from benchmarks.tables import write_table
+from benchmarks.tables import with_base, write_table
 from spare.answers import SamplingConfig
 from spare.concepts import get_catalogue
 from spare.io import write_json
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             print(f"{config}: the sweep did not finish (exit {rc}); the comparison covers what is done")
         per_target, base, _ = collect(sweep, sweep.jobs)
-        frames[config] = pd.concat([base, per_target], ignore_index=True)
+        frames[config] = with_base(per_target, base)
         settings[config] = {
             "sampling": dataclasses.asdict(sweep.settings.sampling),
             "overrides": preset.overrides,

@@ -287,13 +287,17 @@ def gaps_note(missing: str) -> str:
     return f"Missing runs (not filled in), {missing}" if missing else ""
 
 
+def with_base(per_target: pd.DataFrame, base: pd.DataFrame | None) -> pd.DataFrame:
+    """The base model's rows (if any) on top of ``per_target``: what each table starts from."""
+    return pd.concat([base, per_target], ignore_index=True) if base is not None and len(base) else per_target
+
+
 def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: str, missing: str) -> dict:
     """Every table and the plot under ``out``; returns {name: path}."""
     out.mkdir(parents=True, exist_ok=True)
     gaps = gaps_note(missing)
     paths = {}
-    table = pd.concat([base, per_target], ignore_index=True) if len(base) else per_target
-    table = integer_columns(table)
+    table = integer_columns(with_base(per_target, base))
     write_table(table, out / "per_target", f"{label}: every run (from runs/*/metrics.json)", gaps)
     paths["per_target"] = out / "per_target.md"
     write_table(
