@@ -18,7 +18,7 @@ Missing runs are listed, never filled in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -198,21 +198,43 @@ def published_side_by_side(per_target: pd.DataFrame, world: str) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def rank_agreement(per_target: pd.DataFrame) -> pd.DataFrame:
-    """Per published column: Spearman's rank correlation, over the baselines with a published row,
-    between our means and the published values (how far canvas-mini orders the methods as the
-    paper does; the columns are compared, never tuned for)."""
+def rank_agreement(per_target: pd.DataFrame, methods: Collection[str] | None = None) -> pd.DataFrame:
+    """Per published column: Spearman's rank correlation, over the baselines with a published row
+    (or those of them in ``methods``), between our means and the published values (how far
+    canvas-mini orders the methods as the paper does; the columns are compared, never tuned for)."""
     ours = published_side_by_side(per_target, "")
     ours = ours[ours["source"].str.startswith("ours")].set_index("method")
     rows = []
     for column in PUBLISHED_COLUMNS[:7]:
-        methods = [m for m in ours.index if m in PUBLISHED and pd.notna(ours.loc[m, column])]
-        if len(methods) < 3:
+        names = [m for m in ours.index if m in PUBLISHED and pd.notna(ours.loc[m, column])]
+        names = [m for m in names if methods is None or m in methods]
+        if len(names) < 3:
             continue
-        mine = ours.loc[methods, column].astype(float).rank()
-        theirs = pd.Series([PUBLISHED[m][PUBLISHED_COLUMNS.index(column)] for m in methods], index=methods).rank()
-        rows.append({"column": column, "methods": len(methods), "Spearman rho": float(np.corrcoef(mine, theirs)[0, 1])})
+        mine = ours.loc[names, column].astype(float).rank()
+        theirs = pd.Series([PUBLISHED[m][PUBLISHED_COLUMNS.index(column)] for m in names], index=names).rank()
+        rows.append({"column": column, "methods": len(names), "Spearman rho": float(np.corrcoef(mine, theirs)[0, 1])})
     return pd.DataFrame(rows)
+
+
+def rank_before_after(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Rank agreement of two per-target tables side by side, per published column: each over its
+    own baselines, and ``after`` again over only the baselines ``before`` has (so a method added
+    in between, such as SEOT, does not pass for a change of order). Pass both tables on the same
+    targets."""
+    old = rank_agreement(before).set_index("column")
+    new = rank_agreement(after).set_index("column")
+    same = rank_agreement(after, methods=set(before["method"])).set_index("column")
+    table = pd.DataFrame(
+        {
+            "before rho": old["Spearman rho"],
+            "before methods": old["methods"],
+            "after rho": new["Spearman rho"],
+            "after methods": new["methods"],
+            "after rho, before's methods": same["Spearman rho"],
+        }
+    )
+    table = table.reindex([c for c in PUBLISHED_COLUMNS if c in table.index])
+    return integer_columns(table.rename_axis("column").reset_index(), ("before methods", "after methods"))
 
 
 def integer_columns(frame: pd.DataFrame, columns: Sequence[str] = ("seed", "trainable params")) -> pd.DataFrame:
@@ -341,14 +363,15 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
         note,
     )
     paths["published"] = out / "published.md"
-    ranks = rank_agreement(per_target)
+    ranks = rank_agreement(reported)
     if len(ranks):
         write_table(
             ranks,
             out / "published_rank",
             f"{label}: do our columns order the baselines as the published ones do?",
             "Spearman's rank correlation per column over the baselines with a published UnlearnCanvas row "
-            "(1: the same order; 0: unrelated; -1: reversed). Reported, never tuned for.",
+            "(1: the same order; 0: unrelated; -1: reversed). Reported, never tuned for."
+            + (" Validation targets left out." if reported is not per_target else ""),
         )
         paths["published_rank"] = out / "published_rank.md"
     spread = seed_spread(per_target)

@@ -52,3 +52,23 @@ def test_rank_agreement_by_hand():
     assert table.loc["Style UA", "Spearman rho"] == pytest.approx(1.0)
     assert table.loc["Style IRA", "Spearman rho"] == pytest.approx(-1.0)
     assert table.loc["Style UA", "methods"] == 4 and "Object UA" not in table.index  # no object rows
+
+
+def test_rank_before_after_compares_on_the_methods_before_had():
+    from benchmarks.tables import rank_before_after
+
+    def frame(ua):
+        return pd.DataFrame(
+            [{"method": m, "target": "style:A", "kind": "style", "UA": v, "IRA": 1.0, "CRA": 1.0, "FID": 1.0,
+              "time s": 1.0, "memory GB": 1.0, "storage MB": 1.0} for m, v in ua.items()]
+        )  # fmt: skip
+
+    # published Style UA: esd > uce > fmn > ca > seot. Before: the four reversed (rho -1).
+    before = frame({"esd": 60.0, "uce": 70.0, "fmn": 80.0, "ca": 90.0})
+    # After: the four in the published order, and seot added on top of ours but last in theirs:
+    # rank differences 1, 1, 1, 1 and 4, so rho = 1 - 6 * 20 / (5 * 24) = 0 over five; 1 over the four
+    after = frame({"esd": 90.0, "uce": 80.0, "fmn": 70.0, "ca": 60.0, "seot": 95.0})
+    row = rank_before_after(before, after).set_index("column").loc["Style UA"]
+    assert row["before rho"] == pytest.approx(-1.0) and row["before methods"] == 4
+    assert row["after rho"] == pytest.approx(0.0, abs=1e-12) and row["after methods"] == 5
+    assert row["after rho, before's methods"] == pytest.approx(1.0)
