@@ -137,8 +137,8 @@ def ablation_plot(
             ax.annotate(str(row["variant"]), (row["retain (IRA+CRA)/2"], row["UA"]), xytext=(-30, height),
                         textcoords=("offset points", "data"), fontsize=7, ha="right", va="center",
                         arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"})  # fmt: skip
-        for _, row in others.iterrows():
-            ax.scatter(row["retain (IRA+CRA)/2"], row["UA"], marker="s", label=row["method"])
+        for method, rows in others.groupby("method", sort=False):  # a method's variants share a colour
+            ax.scatter(rows["retain (IRA+CRA)/2"], rows["UA"], marker="s", label=method)
         retain = list(table["retain (IRA+CRA)/2"])
         if base is not None:
             ax.scatter(base["retain"], base["UA"], marker="x", color="grey", label="base model")
@@ -156,8 +156,9 @@ def ablation_plot(
     return save_figure(fig, path)
 
 
-def reporter(preset: Preset):
-    """The runner's ``report`` hook for an ablation: per-target rows, the variant table, the plot."""
+def reporter(preset: Preset, plot: bool = True):
+    """The runner's ``report`` hook for an ablation: per-target rows, the variant table, the plot
+    (``plot``: ``ablation.png``; an ablation with a plot of its own, such as the tuning grid, says False)."""
 
     def report(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: str, missing) -> dict:
         out.mkdir(parents=True, exist_ok=True)
@@ -174,7 +175,9 @@ def reporter(preset: Preset):
         note = f"{preset.description}. Targets: {', '.join(dict.fromkeys(per_target['target']))}; answer seeds "
         note += " ".join(map(str, preset.sampling.seeds)) + (f". {gaps}" if gaps else "")
         write_table(shown, out / "ablation", f"ablation {label}: mean over targets per variant", note)
-        plot = ablation_plot(table, preset, out / "ablation.png", f"ablation {label}", base=ref)
-        return {"per_target": out / "per_target.md", "ablation": out / "ablation.md", "plot": plot}
+        paths = {"per_target": out / "per_target.md", "ablation": out / "ablation.md"}
+        if plot:
+            paths["plot"] = ablation_plot(table, preset, out / "ablation.png", f"ablation {label}", base=ref)
+        return paths
 
     return report

@@ -13,7 +13,8 @@ method's point:
     go to the rule default, then to fewer steps, then to the lower lr.
 
 Writes ``results/tuning/``: the runner's per-target and per-variant tables, ``grid.md`` (every
-point per method with its figures and score), ``chosen.md`` and ``chosen.yaml`` (method ->
+point per method with its figures and score), ``grid.png`` (the same in the UA-retain plane, one
+panel per method, the choice ringed), ``chosen.md`` and ``chosen.yaml`` (method ->
 the chosen point's overrides), which the presets that say ``tuned:`` (mini-full, mini-robust,
 mini-finer) apply on top of each method's default. A method missing from the grid's results
 keeps its default, and the tables say so.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -93,9 +95,74 @@ def chosen_overrides(chosen: pd.DataFrame) -> dict[str, list[str]]:
     return {r.method: [] if r.overrides == "(rule default)" else r.overrides.split() for r in chosen.itertuples()}
 
 
-def write_choice(per_target: pd.DataFrame, out: Path, chosen_file: Path, missing: str = "") -> dict[str, Path]:
-    """grid.md, chosen.md and, once no run of the grid is missing, the chosen overrides (``chosen_file``)
-    from the grid's per-target rows: a partial grid's choice is shown, never applied."""
+def grid_plot(grid: pd.DataFrame, chosen: pd.DataFrame, path: Path, title: str, base: dict | None = None) -> Path:
+    """Every method's grid points in the UA-retain plane, one panel per method: the colour is the
+    point's lr factor and the marker its step factor (the same in every panel), the chosen point
+    ringed, points still missing a target faded; ``base``: the base model's UA and retain.
+
+    The UA axis spans 0..100 in every panel, the retain axis at least 10 points around the
+    method's own points, so that one or two validation images do not look like a trend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from spare.viz import save_figure
+
+    factors = grid["overrides"].map(_steps_and_lr)
+    grid = grid.assign(steps_x=factors.str[0], lr_x=factors.str[1])
+    lrs = sorted(grid["lr_x"].unique())
+    colour = dict(zip(lrs, plt.get_cmap("viridis")(np.linspace(0.1, 0.85, len(lrs))), strict=True))
+    marker = {s: m for s, m in zip(sorted(grid["steps_x"].unique()), "osD^v<>", strict=False)}
+    picks = dict(zip(chosen["method"], chosen["chosen"], strict=True)) if len(chosen) else {}
+    methods = list(dict.fromkeys(grid["method"]))
+    cols = min(4, len(methods))
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.6 * rows + 0.9), squeeze=False)
+    for ax, method in zip(axes.flat, methods, strict=False):
+        points = grid[grid["method"] == method]
+        for p in points.itertuples():
+            ax.scatter(p.retain, p.UA, color=colour[p.lr_x], marker=marker[p.steps_x], s=36,
+                       alpha=1.0 if p.complete else 0.35, zorder=3)  # fmt: skip
+            if p.point == picks.get(method):
+                ax.scatter(p.retain, p.UA, s=230, facecolors="none", edgecolors="crimson", lw=1.5, zorder=4)
+        retain = list(points["retain"])
+        if base is not None:
+            ax.scatter(base["retain"], base["UA"], marker="x", color="grey", zorder=2)
+            retain.append(base["retain"])
+        lo, hi = min(retain), max(retain)
+        pad = max(0.0, 10 - (hi - lo)) / 2 + 1.5
+        ax.set_xlim(lo - pad, min(hi + pad, 101))
+        ax.set_ylim(-5, 105)
+        pick = picks.get(method)
+        score = chosen.loc[chosen["method"] == method, "score"]
+        ax.set_title(f"{method}: {pick} ({score.iloc[0]:.1f})" if pick else f"{method}: no complete point",
+                     fontsize=8)  # fmt: skip
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(methods) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("UA, %", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("retain (IRA + CRA) / 2, %", fontsize=8)
+    handles = [Line2D([], [], ls="", marker="o", color=colour[v], label=f"lr x{v:.3g}") for v in lrs]
+    handles += [Line2D([], [], ls="", marker=marker[v], color="black", label=f"steps x{v:.3g}") for v in marker]
+    handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", mec="crimson", label="chosen (score)"))
+    if base is not None:
+        handles.append(Line2D([], [], ls="", marker="x", color="grey", label="base model"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path, rect=(0, 0.06, 1, 1))
+
+
+def write_choice(
+    per_target: pd.DataFrame, out: Path, chosen_file: Path, missing: str = "", base: pd.DataFrame | None = None
+) -> dict[str, Path]:
+    """grid.md, grid.png, chosen.md and, once no run of the grid is missing, the chosen overrides
+    (``chosen_file``) from the grid's per-target rows: a partial grid's choice is shown, never applied.
+    ``base``: the base model's rows on the same targets, drawn for reference."""
     preset = get_ablation(GRID)
     grid = grid_table(per_target[per_target["method"] != BASE_METHOD], preset.variants)
     chosen = choose(grid)
@@ -111,7 +178,15 @@ def write_choice(per_target: pd.DataFrame, out: Path, chosen_file: Path, missing
         note + f" Rule: the highest score; within {TIE} of it the rule default, then fewer steps, then lower lr. "
         "Only complete points (every target) compete; a method with none keeps its default." + partial,
     )
+    ref = None
+    if base is not None and len(base):
+        base = with_retain(base)
+        ref = {"UA": float(base["UA"].mean()), "retain": float(base["retain"].mean())}
+    n = per_target["target"].nunique()
+    plot_title = f"tuning grid: mean over {n} validation target{'s' * (n != 1)} per point; ring: the rule's choice"
+    plot_title += " (PROVISIONAL: runs missing)" if missing else ""
     paths = {"grid": out / "grid.md", "chosen": out / "chosen.md"}
+    paths["grid plot"] = grid_plot(grid, chosen, out / "grid.png", plot_title, base=ref)
     if missing:
         return paths
     with atomic_path(chosen_file) as tmp:
@@ -125,12 +200,12 @@ def write_choice(per_target: pd.DataFrame, out: Path, chosen_file: Path, missing
 
 def tuning_reporter(preset, chosen_file: Path = CHOSEN):
     """The ablation tables of the grid, then the choice."""
-    tables = reporter(preset)
+    tables = reporter(preset, plot=False)  # grid.png instead: one panel per method
 
     def report(per_target, base, out, label, missing) -> dict:
         paths = tables(per_target, base, out, label, missing)
         if len(per_target):
-            paths |= write_choice(per_target, out, chosen_file, missing)
+            paths |= write_choice(per_target, out, chosen_file, missing, base=base)
         return paths
 
     return report

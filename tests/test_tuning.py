@@ -84,6 +84,7 @@ def test_selection_rule_by_hand(tmp_path):
     # a partial grid shows its choice but writes no chosen.yaml; a complete one does, and presets apply it
     paths = write_choice(frame, tmp_path, tmp_path / "chosen.yaml", missing="1 of 10: ...")
     assert "chosen.yaml" not in paths and "PROVISIONAL" in (tmp_path / "chosen.md").read_text()
+    assert paths["grid plot"].read_bytes()[:4] == b"\x89PNG"  # the grid in the UA-retain plane, a panel per method
     write_choice(frame.assign(method=frame["method"].replace({"a": "esd"})), tmp_path, tmp_path / "chosen.yaml")
     tuned = Preset(tuned=str(tmp_path / "chosen.yaml"))
     assert method_defaults(tuned, "esd").optim.lr == pytest.approx(3 * method_defaults(Preset(), "esd").optim.lr)
