@@ -179,8 +179,9 @@ def write_choice(
         "Only complete points (every target) compete; a method with none keeps its default." + partial,
     )
     ref = None
+    if base is not None:  # over the targets the points have so far (all four once the grid is done)
+        base = with_retain(base[base["target"].isin(per_target["target"])])
     if base is not None and len(base):
-        base = with_retain(base)
         ref = {"UA": float(base["UA"].mean()), "retain": float(base["retain"].mean())}
     n = per_target["target"].nunique()
     plot_title = f"tuning grid: mean over {n} validation target{'s' * (n != 1)} per point; ring: the rule's choice"

@@ -82,7 +82,9 @@ def test_selection_rule_by_hand(tmp_path):
     assert overrides["a"] == ["optim.lr*=3"] and overrides["b"] == []
 
     # a partial grid shows its choice but writes no chosen.yaml; a complete one does, and presets apply it
-    paths = write_choice(frame, tmp_path, tmp_path / "chosen.yaml", missing="1 of 10: ...")
+    base = pd.DataFrame({"method": "base", "target": ["style:T0", "style:T1", "style:T9"], "UA": 0.0, "IRA": 95.0,
+                         "CRA": 97.0})  # fmt: skip
+    paths = write_choice(frame, tmp_path, tmp_path / "chosen.yaml", missing="1 of 10: ...", base=base)
     assert "chosen.yaml" not in paths and "PROVISIONAL" in (tmp_path / "chosen.md").read_text()
     assert paths["grid plot"].read_bytes()[:4] == b"\x89PNG"  # the grid in the UA-retain plane, a panel per method
     write_choice(frame.assign(method=frame["method"].replace({"a": "esd"})), tmp_path, tmp_path / "chosen.yaml")
