@@ -75,6 +75,14 @@ def spread_labels(ys: list[float], gap: float, top: float) -> list[float]:
     return out
 
 
+def set_retain_xlim(ax, retain: list[float]) -> None:
+    """The retain axis of a UA-retain plane: at least 10 points wide around ``retain``, so that one
+    or two answer images do not look like a trend, and never past 100."""
+    lo, hi = min(retain), max(retain)
+    pad = max(0.0, 10 - (hi - lo)) / 2 + 1
+    ax.set_xlim(lo - pad, min(hi + pad, 100.5))
+
+
 def ablation_plot(
     table: pd.DataFrame, preset: Preset, path: Path, title: str, base: dict[str, float] | None = None
 ) -> Path:
@@ -143,9 +151,7 @@ def ablation_plot(
         if base is not None:
             ax.scatter(base["retain"], base["UA"], marker="x", color="grey", label="base model")
             retain.append(base["retain"])
-        lo, hi = min(retain), max(retain)
-        pad = max(0.0, 10 - (hi - lo)) / 2 + 1
-        ax.set_xlim(lo - pad, min(hi + pad, 100.5))
+        set_retain_xlim(ax, retain)
         ax.set_ylim(-2, 102)
         ax.set_xlabel("mean retain accuracy (IRA + CRA) / 2, %")
         ax.set_ylabel("UA, %")

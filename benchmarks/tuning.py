@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from benchmarks.ablations import get_ablation, reporter
+from benchmarks.ablations import get_ablation, reporter, set_retain_xlim
 from benchmarks.tables import BASE_METHOD, with_retain, write_table
 from spare.io import atomic_path
 
@@ -131,9 +131,7 @@ def grid_plot(grid: pd.DataFrame, chosen: pd.DataFrame, path: Path, title: str, 
         if base is not None:
             ax.scatter(base["retain"], base["UA"], marker="x", color="grey", zorder=2)
             retain.append(base["retain"])
-        lo, hi = min(retain), max(retain)
-        pad = max(0.0, 10 - (hi - lo)) / 2 + 1.5
-        ax.set_xlim(lo - pad, min(hi + pad, 101))
+        set_retain_xlim(ax, retain)
         ax.set_ylim(-5, 105)
         pick = picks.get(method)
         score = chosen.loc[chosen["method"] == method, "score"]
@@ -181,8 +179,7 @@ def write_choice(
     ref = None
     if base is not None:  # over the targets the points have so far (all four once the grid is done)
         base = with_retain(base[base["target"].isin(per_target["target"])])
-    if base is not None and len(base):
-        ref = {"UA": float(base["UA"].mean()), "retain": float(base["retain"].mean())}
+        ref = {"UA": float(base["UA"].mean()), "retain": float(base["retain"].mean())} if len(base) else None
     n = per_target["target"].nunique()
     plot_title = f"tuning grid: mean over {n} validation target{'s' * (n != 1)} per point; ring: the rule's choice"
     plot_title += " (PROVISIONAL: runs missing)" if missing else ""
