@@ -75,6 +75,72 @@ def real_reference(dataset, extractor: FeatureExtractor, catalogue: Catalogue) -
     return RealReference(table, extractor(dataset["image"]), extractor.name)
 
 
+@dataclass
+class ScoredAnswers:
+    """An answer set with what the judges said of each image: the classifiers' predictions
+    (``pred_style``, ``pred_object`` columns) and the FID features, row-aligned. Computed once per
+    answer set, it serves every target scored on that set (the base model's answers are shared by
+    all targets)."""
+
+    answers: pd.DataFrame
+    features: np.ndarray | None
+    extractor_name: str | None
+    stages: dict[str, float]
+
+
+def score_answers(
+    answers: pd.DataFrame,
+    images: list[np.ndarray],
+    style_clf: Classifier,
+    object_clf: Classifier,
+    extractor: FeatureExtractor | None = None,
+) -> ScoredAnswers:
+    """Classify every image (and extract its FID features when ``extractor`` is given)."""
+    clock = StageClock()
+    answers = answers.copy()
+    with clock("classify"):
+        answers["pred_style"] = style_clf.predict(images)
+        answers["pred_object"] = object_clf.predict(images)
+    features = None
+    if extractor is not None:
+        with clock("fid"):
+            features = extractor(images)
+    return ScoredAnswers(answers, features, extractor.name if extractor else None, clock.as_dict())
+
+
+def answer_metrics(
+    scored: ScoredAnswers,
+    catalogue: Catalogue,
+    *,
+    target: Concept | None = None,
+    real: RealReference | None = None,
+) -> dict[str, Any]:
+    """Every metric of one scored answer set for ``target`` (None: the base model's own metrics),
+    as a JSON-able dict (``metrics`` hold value + direction; ``stages``: the seconds spent scoring)."""
+    answers = scored.answers
+    metrics: dict[str, Metric] = (
+        unlearning_metrics(answers, target, catalogue) if target is not None else base_metrics(answers, catalogue)
+    )
+    if real is not None and scored.features is not None:
+        if scored.extractor_name != real.extractor_name:
+            raise UserError(f"real features were made for {real.extractor_name}, not {scored.extractor_name}")
+        fid = protocol_fid(real.table, real.features, answers, scored.features, target)
+        metrics[scored.extractor_name] = Metric(scored.extractor_name, fid, False)
+    pairs = pair_accuracy(answers)
+    return {
+        "target": str(target) if target else None,
+        "benchmark": catalogue.name,
+        "n_images": len(answers),
+        "seeds": sorted(int(s) for s in answers["seed"].unique()),
+        "metrics": {name: m.as_dict() for name, m in metrics.items()},
+        "style_accuracy": style_accuracy(answers).round(4).to_dict(),
+        "object_accuracy": object_accuracy(answers).round(4).to_dict(),
+        "pair_accuracy": {k: v.round(4).to_dict(orient="index") for k, v in pairs.items()},
+        "fid_features": scored.extractor_name if real is not None else None,
+        "stages": dict(scored.stages),
+    }
+
+
 def evaluate_answers(
     answers: pd.DataFrame,
     images: list[np.ndarray],
@@ -86,32 +152,6 @@ def evaluate_answers(
     real: RealReference | None = None,
     extractor: FeatureExtractor | None = None,
 ) -> dict[str, Any]:
-    """Every metric of one answer set, as a JSON-able dict (``metrics`` hold value + direction;
-    ``stages``: the seconds spent classifying and on FID)."""
-    clock = StageClock()
-    answers = answers.copy()
-    with clock("classify"):
-        answers["pred_style"] = style_clf.predict(images)
-        answers["pred_object"] = object_clf.predict(images)
-    metrics: dict[str, Metric] = (
-        unlearning_metrics(answers, target, catalogue) if target is not None else base_metrics(answers, catalogue)
-    )
-    if real is not None and extractor is not None:
-        if extractor.name != real.extractor_name:
-            raise UserError(f"real features were made for {real.extractor_name}, not {extractor.name}")
-        with clock("fid"):
-            fid = protocol_fid(real.table, real.features, answers, extractor(images), target)
-        metrics[extractor.name] = Metric(extractor.name, fid, False)
-    pairs = pair_accuracy(answers)
-    return {
-        "target": str(target) if target else None,
-        "benchmark": catalogue.name,
-        "n_images": len(answers),
-        "seeds": sorted(int(s) for s in answers["seed"].unique()),
-        "metrics": {name: m.as_dict() for name, m in metrics.items()},
-        "style_accuracy": style_accuracy(answers).round(4).to_dict(),
-        "object_accuracy": object_accuracy(answers).round(4).to_dict(),
-        "pair_accuracy": {k: v.round(4).to_dict(orient="index") for k, v in pairs.items()},
-        "fid_features": extractor.name if extractor else None,
-        "stages": clock.as_dict(),
-    }
+    """Every metric of one answer set for one target: :func:`score_answers` then :func:`answer_metrics`."""
+    scored = score_answers(answers, images, style_clf, object_clf, extractor if real is not None else None)
+    return answer_metrics(scored, catalogue, target=target, real=real)

@@ -25,7 +25,14 @@ import pandas as pd
 
 from evaluators.classifiers import load_classifier
 from evaluators.cost import CostMeter, StageClock
-from evaluators.evaluate import RealReference, evaluate_answers, load_images, real_reference
+from evaluators.evaluate import (
+    RealReference,
+    answer_metrics,
+    evaluate_answers,
+    load_images,
+    real_reference,
+    score_answers,
+)
 from evaluators.fid import make_extractor
 from spare.answers import SamplingConfig, generate_answer_set
 from spare.concepts import get_catalogue
@@ -335,13 +342,26 @@ def planned_base(target: str, settings: RunSettings) -> PlannedRun:
 
 def evaluate_base(target: str, settings: RunSettings) -> dict:
     """The base model's metrics for ``target`` (what unlearning is compared with)."""
-    concept = get_catalogue(settings.benchmark).target(target)
-    planned = planned_base(target, settings)
-    key, metrics_path = planned.key, planned.metrics_path
-    if planned.done():
-        return json.loads(metrics_path.read_text())
+    return evaluate_bases([target], settings)[target]
+
+
+def evaluate_bases(targets: list[str], settings: RunSettings) -> dict[str, dict]:
+    """The base model's metrics for each of ``targets``. Those not yet on disk share one scoring of
+    the base answer set (the pipeline, the judges and the images are loaded, and every image is
+    classified, once), since only the target-dependent tables differ between them."""
+    catalogue = get_catalogue(settings.benchmark)
+    planned = {t: planned_base(t, settings) for t in dict.fromkeys(targets)}
+    results = {t: json.loads(p.metrics_path.read_text()) for t, p in planned.items() if p.done()}
+    todo = [t for t in planned if t not in results]
+    if not todo:
+        return results
     grid = base_answers(settings)
-    result = _evaluate(grid, concept, settings)
-    result.update(method="base", config_key=key, provenance=provenance())
-    write_json(metrics_path, result)
-    return result
+    style_clf, object_clf, extractor = load_judges(settings)
+    real = real_features(settings, extractor)
+    scored = score_answers(grid, load_images(list(grid["path"])), style_clf, object_clf, extractor)
+    for t in todo:
+        result = answer_metrics(scored, catalogue, target=catalogue.target(t), real=real)
+        result.update(method="base", config_key=planned[t].key, provenance=provenance())
+        write_json(planned[t].metrics_path, result)
+        results[t] = result
+    return results

@@ -46,3 +46,29 @@ def test_run_writes_every_stage_and_resumes(tmp_path):
     kept = out.parent / ".replaced" / f"{out.name}~{result['config_key']}"
     assert json.loads((kept / "metrics.json").read_text()) == result and (kept / "edit").is_dir()
     assert all(p.stat().st_mtime_ns != t for p, t in first.items())
+
+
+def test_base_metrics_of_many_targets_share_one_scoring(tmp_path, monkeypatch):
+    """Every base target is scored from one classification of the shared base answers, and each
+    target's metrics are those of scoring the answers for it alone."""
+    from evaluators.classifiers import Classifier
+    from spare.run import _evaluate, base_answers, evaluate_bases, planned_base
+
+    settings = tiny_settings(tmp_path, tag="micro")
+    grid = base_answers(settings)
+    targets = ["object:Star", "style:Ink_Outline"]
+    alone = {t: _evaluate(grid, CANVAS_MINI.target(t), settings)["metrics"] for t in targets}
+    calls = []
+    predict = Classifier.predict
+    monkeypatch.setattr(
+        Classifier, "predict", lambda self, images, **kw: calls.append(len(images)) or predict(self, images, **kw)
+    )
+    bases = evaluate_bases(targets, settings)
+    assert calls == [len(grid), len(grid)]  # style and object classifier, once each, for both targets
+    assert {t: bases[t]["metrics"] for t in targets} == alone
+    assert alone["object:Star"] != alone["style:Ink_Outline"]  # the tables depend on the target
+    for t in targets:
+        assert json.loads(planned_base(t, settings).metrics_path.read_text())["metrics"] == alone[t]
+    calls.clear()
+    again = evaluate_bases(targets, settings)  # done: read back, nothing rescored
+    assert {t: again[t]["metrics"] for t in targets} == alone and calls == []

@@ -28,7 +28,7 @@ from spare.io import claim
 from spare.progress import tqdm
 from spare.run import (
     base_answers,
-    evaluate_base,
+    evaluate_bases,
     planned_base,
     real_features,
     run_dir,
@@ -224,8 +224,7 @@ def _shared_work(sweep: Sweep, jobs: list[Job], mine: list[Job], procs: Processe
         style_clf = load_classifier(Path(sweep.settings.classifiers) / "style")
         real_features(sweep.settings, make_extractor(sweep.settings.inception, style_clf))
     procs.barrier()
-    for target in dict.fromkeys(j.target for j in mine):
-        evaluate_base(target, sweep.base_settings)
+    evaluate_bases(list(dict.fromkeys(j.target for j in mine)), sweep.base_settings)
 
 
 def _run_jobs(
