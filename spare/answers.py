@@ -10,6 +10,7 @@ kept, so an interrupted generation resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def image_path(root: Path, style: str, obj: str, seed: int) -> Path:
 
 
 def generate_answer_set(
-    pipe: T2IPipeline,
+    pipe: T2IPipeline | Callable[[], T2IPipeline],
     catalogue: Catalogue,
     cfg: SamplingConfig,
     out_dir: str | Path,
@@ -101,7 +102,8 @@ def generate_answer_set(
     ``shard=(rank, world)`` generates only every world-th block of ``micro_batch`` rows (the
     other processes make the rest). Blocks keep each network call's batch the same as in one
     process, so a sharded answer set is bit-identical to an unsharded one. The returned grid
-    is always the whole one.
+    is always the whole one. ``pipe`` may be a function that loads the pipeline: it is called only
+    when an image is missing (loading a model only to find every image made is wasted).
     """
     rank, world = shard
     if not 0 <= rank < world:
@@ -112,6 +114,8 @@ def generate_answer_set(
     mine = grid[(grid.index // cfg.micro_batch) % world == rank]
     todo = mine[[not Path(p).exists() for p in mine["path"]]]
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=desc, unit="img")
+    if len(todo) and not hasattr(pipe, "sample"):  # a loader, and an image to make
+        pipe = pipe()
     step = max(1, cfg.batch_size // cfg.micro_batch) * cfg.micro_batch  # no chunk ends in a padded micro-batch
     for start in range(0, len(todo), step):
         chunk = todo.iloc[start : start + step]

@@ -324,8 +324,11 @@ def base_answers(settings: RunSettings, shard: tuple[int, int] = (0, 1)) -> pd.D
     """
     catalogue = get_catalogue(settings.benchmark)
     folder = Path(settings.runs_dir) / catalogue.name / "base" / f"answers-{base_key(settings)}"
-    pipe = T2IPipeline.from_pretrained(settings.model, device=default_device())
-    return generate_answer_set(pipe, catalogue, settings.sampling, folder, desc="base answers", shard=shard)
+
+    def load() -> T2IPipeline:
+        return T2IPipeline.from_pretrained(settings.model, device=default_device())
+
+    return generate_answer_set(load, catalogue, settings.sampling, folder, desc="base answers", shard=shard)
 
 
 def planned_base(target: str, settings: RunSettings) -> PlannedRun:

@@ -52,6 +52,7 @@ def test_base_metrics_of_many_targets_share_one_scoring(tmp_path, monkeypatch):
     """Every base target is scored from one classification of the shared base answers, and each
     target's metrics are those of scoring the answers for it alone."""
     from evaluators.classifiers import Classifier
+    from spare.pipeline import T2IPipeline
     from spare.run import _evaluate, base_answers, evaluate_bases, planned_base
 
     settings = tiny_settings(tmp_path, tag="micro")
@@ -72,3 +73,9 @@ def test_base_metrics_of_many_targets_share_one_scoring(tmp_path, monkeypatch):
     calls.clear()
     again = evaluate_bases(targets, settings)  # done: read back, nothing rescored
     assert {t: again[t]["metrics"] for t in targets} == alone and calls == []
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded although every base answer is made")
+
+    monkeypatch.setattr(T2IPipeline, "from_pretrained", no_model)
+    assert base_answers(settings).attrs["generated"] == 0
