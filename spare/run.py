@@ -350,8 +350,8 @@ def evaluate_base(target: str, settings: RunSettings) -> dict:
 
 def evaluate_bases(targets: list[str], settings: RunSettings) -> dict[str, dict]:
     """The base model's metrics for each of ``targets``. Those not yet on disk share one scoring of
-    the base answer set (the pipeline, the judges and the images are loaded, and every image is
-    classified, once), since only the target-dependent tables differ between them."""
+    the base answer set (the judges and the images are loaded, and every image is classified and
+    its FID features extracted, once), since only the target-dependent tables differ between them."""
     catalogue = get_catalogue(settings.benchmark)
     planned = {t: planned_base(t, settings) for t in dict.fromkeys(targets)}
     results = {t: json.loads(p.metrics_path.read_text()) for t, p in planned.items() if p.done()}
