@@ -27,8 +27,8 @@ from evaluators.classifiers import load_classifier
 from evaluators.cost import CostMeter, StageClock
 from evaluators.evaluate import (
     RealReference,
+    ScoredAnswers,
     answer_metrics,
-    evaluate_answers,
     load_images,
     real_reference,
     score_answers,
@@ -301,14 +301,16 @@ def load_judges(settings: RunSettings) -> tuple:
     return style_clf, object_clf, make_extractor(settings.inception, style_clf)
 
 
-def _evaluate(grid, concept, settings: RunSettings, judges: tuple | None = None) -> dict:
-    catalogue = get_catalogue(settings.benchmark)
+def _score(grid, settings: RunSettings, judges: tuple | None = None) -> tuple[ScoredAnswers, RealReference]:
+    """What the judges say of every image of an answer set, and the real side of its FID."""
     style_clf, object_clf, extractor = judges or load_judges(settings)
     real = real_features(settings, extractor)
-    images = load_images(list(grid["path"]))
-    return evaluate_answers(
-        grid, images, catalogue, style_clf, object_clf, target=concept, real=real, extractor=extractor
-    )
+    return score_answers(grid, load_images(list(grid["path"])), style_clf, object_clf, extractor), real
+
+
+def _evaluate(grid, concept, settings: RunSettings, judges: tuple | None = None) -> dict:
+    scored, real = _score(grid, settings, judges)
+    return answer_metrics(scored, get_catalogue(settings.benchmark), target=concept, real=real)
 
 
 def base_key(settings: RunSettings) -> str:
@@ -358,10 +360,7 @@ def evaluate_bases(targets: list[str], settings: RunSettings) -> dict[str, dict]
     todo = [t for t in planned if t not in results]
     if not todo:
         return results
-    grid = base_answers(settings)
-    style_clf, object_clf, extractor = load_judges(settings)
-    real = real_features(settings, extractor)
-    scored = score_answers(grid, load_images(list(grid["path"])), style_clf, object_clf, extractor)
+    scored, real = _score(base_answers(settings), settings)
     for t in todo:
         result = answer_metrics(scored, catalogue, target=catalogue.target(t), real=real)
         result.update(method="base", config_key=planned[t].key, provenance=provenance())
