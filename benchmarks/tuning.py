@@ -40,15 +40,17 @@ TIE = 0.5
 
 
 def grid_table(per_target: pd.DataFrame, variants: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
-    """One row per (method, grid point): its overrides, means over the targets and the score;
-    ``complete``: the point has every target the grid names for it."""
+    """One row per (method, grid point): its overrides and their step and lr factors, means over
+    the targets and the score; ``complete``: the point has every target the grid names for it."""
     frame = with_retain(per_target)
     frame = frame.assign(point=(frame["UA"] + frame["retain"]) / 2)
     want = frame["target"].nunique()
     rows = []
     for (method, variant), runs in frame.groupby(["method", "variant"], sort=False):
         overrides = variants[variant].get("*", []) + variants[variant].get(method, [])
+        steps_x, lr_x = _steps_and_lr(overrides)
         row = {"method": method, "point": variant, "overrides": " ".join(overrides) or "(rule default)"}
+        row |= {"steps x": steps_x, "lr x": lr_x}
         row |= {m: runs[m].mean() for m in ("UA", "IRA", "CRA", "retain")}
         row |= {"score": runs["point"].mean(), "targets": runs["target"].nunique()}
         row["complete"] = row["targets"] == want
@@ -56,10 +58,10 @@ def grid_table(per_target: pd.DataFrame, variants: dict[str, dict[str, list[str]
     return pd.DataFrame(rows)
 
 
-def _steps_and_lr(overrides: str) -> tuple[float, float]:
+def _steps_and_lr(overrides: list[str]) -> tuple[float, float]:
     """The step and lr factors a point's overrides spell (1 where they name none)."""
     factors = {"optim.steps": 1.0, "optim.lr": 1.0}
-    for item in overrides.split():
+    for item in overrides:
         key, _, value = item.partition("*=")
         if key in factors:
             factors[key] = float(value)
@@ -71,10 +73,8 @@ def choose(grid: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for method, points in grid[grid["complete"]].groupby("method", sort=False):
         best = points["score"].max()
-        near = points[points["score"] >= best - TIE].copy()
-        factors = near["overrides"].map(_steps_and_lr)
-        near["is_default"] = near["point"] == DEFAULT
-        near["steps x"], near["lr x"] = factors.str[0], factors.str[1]
+        near = points[points["score"] >= best - TIE]
+        near = near.assign(is_default=near["point"] == DEFAULT)
         pick = near.sort_values(["is_default", "steps x", "lr x"], ascending=[False, True, True]).iloc[0]
         rows.append(
             {
@@ -110,8 +110,7 @@ def grid_plot(grid: pd.DataFrame, chosen: pd.DataFrame, path: Path, title: str, 
 
     from spare.viz import save_figure
 
-    factors = grid["overrides"].map(_steps_and_lr)
-    grid = grid.assign(steps_x=factors.str[0], lr_x=factors.str[1])
+    grid = grid.rename(columns={"steps x": "steps_x", "lr x": "lr_x"})
     lrs = sorted(grid["lr_x"].unique())
     colour = dict(zip(lrs, plt.get_cmap("viridis")(np.linspace(0.1, 0.85, len(lrs))), strict=True))
     marker = {s: m for s, m in zip(sorted(grid["steps_x"].unique()), "osD^v<>", strict=False)}
