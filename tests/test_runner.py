@@ -66,6 +66,11 @@ def test_presets_expand_into_their_job_lists(tmp_path):
     shards = [full.shard(full.jobs, r, 3) for r in range(3)]
     assert sorted(j.label for s in shards for j in s) == sorted(j.label for j in full.jobs)  # every job once
     assert not {j.target for j in shards[0]} & {j.target for j in shards[1]}  # whole targets per process
+    # they run seed by seed: every target and method at seed 0 (UCE and SEOT with them), then seed 1, 2
+    order = full.shard(full.jobs, 0, 1)
+    assert [j.seed for j in order] == sorted(j.seed for j in full.jobs)
+    assert [(j.method, j.target) for j in order[:200]] == [(j.method, j.target) for j in full.jobs if j.seed == 0]
+    assert [j.seed for j in shards[1]] == sorted(j.seed for j in shards[1])
 
     quick = build_sweep(get_preset("mini-quick"), runs_dir=str(tmp_path))
     assert len(quick.jobs) == 2 * 10 and {j.tag for j in quick.jobs} == {"quick"}

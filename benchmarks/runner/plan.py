@@ -138,9 +138,13 @@ class Sweep:
         return self.planned(job).done() and (attack is None or attack.done())
 
     def shard(self, jobs: list[Job], rank: int, world: int) -> list[Job]:
-        """Whole targets per process: target i of the plan goes to process i mod world."""
+        """Whole targets per process (target i of the plan goes to process i mod world), in the order
+        they run: every target and method at the first training seed, then all at the next seed, so
+        that a sweep stopped part-way holds whole tables of its first seeds, not all seeds of a few
+        targets. The plan (``jobs``, the tables' rows) stays target by target."""
         owner = {t: i % world for i, t in enumerate(dict.fromkeys(j.target for j in jobs))}
-        return [j for j in jobs if owner[j.target] == rank]
+        turn = {s: i for i, s in enumerate(self.preset.train_seeds)}
+        return sorted((j for j in jobs if owner[j.target] == rank), key=lambda j: turn.get(j.seed, 0))
 
 
 def build_sweep(
