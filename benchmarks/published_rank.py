@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.tables import BASE_METHOD, rank_agreement, rank_before_after, write_table
+from benchmarks.tables import BASE_METHOD, rank_agreement, rank_before_after, validation_mask, write_table
 
 
 def _baselines(path: Path) -> pd.DataFrame:
@@ -27,9 +27,7 @@ def _baselines(path: Path) -> pd.DataFrame:
 
 
 def _validation(frame: pd.DataFrame) -> set[str]:
-    if "validation" not in frame:
-        return set()
-    return set(frame.loc[frame["validation"].fillna(False).astype(bool), "target"])
+    return set(frame.loc[validation_mask(frame), "target"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -140,6 +140,14 @@ def seed_spread(per_target: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def validation_mask(per_target: pd.DataFrame) -> pd.Series:
+    """The rows of the world's validation targets (the ``validation`` column the runner writes;
+    none in a table without it)."""
+    if "validation" not in per_target:
+        return pd.Series(False, index=per_target.index)
+    return per_target["validation"].fillna(False).astype(bool)
+
+
 def summary(per_target: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
     """UnlearnCanvas format: per method, mean ± std over targets of each kind (strings "m ± s");
     a target run with several training seeds counts once, with its mean over the seeds. With
@@ -329,8 +337,9 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
         "\n\n".join(filter(None, [gaps, INTERVAL_NOTE])),
     )
     paths["summary"] = out / "summary.md"
-    marked = per_target["validation"].astype(bool) if "validation" in per_target else None
-    if marked is not None and marked.any() and not marked.all():
+    marked = validation_mask(per_target)
+    left_out = marked.any() and not marked.all()
+    if left_out:
         names = ", ".join(dict.fromkeys(per_target.loc[marked, "target"]))
         write_table(
             summary(per_target[~marked]),
@@ -339,14 +348,14 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
             f"Left out: {names}, the targets the methods' default steps and lr were chosen on. {INTERVAL_NOTE}",
         )
         paths["summary_reported"] = out / "summary_reported.md"
-    reported = per_target[~marked] if marked is not None and not marked.all() else per_target
+    reported = per_target[~marked] if left_out else per_target
     paired = paired_table(reported)
     if len(paired):
         write_table(
             paired,
             out / "paired",
             f"{label}: SPARE against each baseline, over the targets both ran",
-            PAIRED_NOTE + (" Validation targets left out." if reported is not per_target else ""),
+            PAIRED_NOTE + (" Validation targets left out." if left_out else ""),
         )
         paths["paired"] = out / "paired.md"
     note = (

@@ -199,6 +199,11 @@ def test_summary_reported_leaves_out_the_validation_targets(tmp_path):
     assert "Left out: style:V" in paths["summary_reported"].read_text()
     tables.write_all(frame.assign(validation=False), pd.DataFrame(), tmp_path / "none", "t", [])
     assert not (tmp_path / "none" / "summary_reported.md").exists()  # nothing to leave out: one summary
+    # the paired table says it left the validation targets out only when it did
+    both = pd.concat([frame, frame.assign(method="spare")])
+    marked = tables.write_all(both, pd.DataFrame(), tmp_path / "both", "t", [])["paired"].read_text()
+    unmarked = tables.write_all(both.assign(validation=False), pd.DataFrame(), tmp_path / "both0", "t", [])
+    assert "targets left out" in marked and "targets left out" not in unmarked["paired"].read_text()
 
 
 def _sweep_cmd(preset: Path, runs: Path, results: Path) -> list[str]:
