@@ -143,8 +143,8 @@ class Sweep:
         that a sweep stopped part-way holds whole tables of its first seeds, not all seeds of a few
         targets. The plan (``jobs``, the tables' rows) stays target by target."""
         owner = {t: i % world for i, t in enumerate(dict.fromkeys(j.target for j in jobs))}
-        turn = {s: i for i, s in enumerate(self.preset.train_seeds)}
-        return sorted((j for j in jobs if owner[j.target] == rank), key=lambda j: turn.get(j.seed, 0))
+        turn = {s: i for i, s in enumerate(dict.fromkeys(j.seed for j in jobs))}  # the plan's seed order
+        return sorted((j for j in jobs if owner[j.target] == rank), key=lambda j: turn[j.seed])
 
 
 def build_sweep(
