@@ -452,6 +452,30 @@ def test_a_subset_restores_from_the_whole_presets_stored_runs(uce_stored, tmp_pa
     assert not (runs / "mini/uce/object-Star@tiny/edit").exists()  # restored, not rerun
 
 
+def test_the_whole_plans_record_removes_the_stored_runs_it_no_longer_plans(uce_stored, tmp_path, capsys, monkeypatch):
+    """An earlier plan's stored runs (another seed, target or method) would sit beside tables that do not
+    show them: the whole plan's record removes them; a narrowed plan writing into the same folder leaves them."""
+    root = tmp_path / "bench"
+    preset, runs = _fresh_clone_of(uce_stored, tmp_path, monkeypatch, root / uce_stored.name)
+    folder = root / preset.name
+    planned = sorted(p.relative_to(folder) for p in folder.glob("configs/*/*"))
+    assert len(planned) == 4  # two targets' base rows and uce runs
+    earlier = [folder / "configs/uce/style-Ink_Outline@seed7", folder / "configs/esd/object-Star@tiny"]
+    for old in earlier:
+        shutil.copytree(folder / "configs/uce/style-Ink_Outline@tiny", old)
+    ref = pd.read_csv(folder / "per_target.csv")[QUALITY]
+    narrowed = build_sweep(preset, targets=["object:Star"], runs_dir=str(runs))
+    assert run_sweep(narrowed, restore=True, tables_only=True, wandb_mode="off", results_dir=folder) == 0
+    assert all(old.is_dir() for old in earlier)  # not its plan to judge
+    capsys.readouterr()
+    whole = build_sweep(preset, runs_dir=str(runs))
+    assert run_sweep(whole, restore=True, tables_only=True, wandb_mode="off", results_root=root) == 0
+    assert f"removed 2 stored runs of an earlier plan from {folder / 'configs'}" in capsys.readouterr().out
+    assert sorted(p.relative_to(folder) for p in folder.glob("configs/*/*")) == planned
+    assert not (folder / "configs/esd").exists()  # no empty method folder left behind
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "per_target.csv")[QUALITY], ref)
+
+
 def test_runs_stored_beside_another_sweeps_tables_are_restored_from_the_folder_named(
     uce_stored, tmp_path, capsys, monkeypatch
 ):

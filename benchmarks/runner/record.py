@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -92,10 +93,31 @@ def save_sweep_record(
             "total_wall_time_s": sum(h["wall_time_s"] for h in history),  # of this results folder's invocations
         },
     )
+    kept = set()
     for planned, stored, names in stored_runs(sweep, jobs):  # beside the tables: see restore_finished
+        kept.add(stored)
         if planned.done():
             for name in names:
                 copy_atomic(planned.out / name, out / stored / name)
+    if not sweep.narrowed and len(jobs) == len(sweep.jobs):
+        drop_stale_stored(out, kept)
+
+
+def drop_stale_stored(out: Path, kept: Collection[Path]) -> int:
+    """Remove the stored runs under ``out/configs/`` that the preset's whole plan no longer has (an
+    earlier plan's seeds, targets or variants), so that the folder holds what its tables show; git
+    history keeps them. Only a whole plan's record calls this: a narrowed one (--methods, --targets,
+    --limit) leaves what it does not plan alone. Returns how many were removed."""
+    configs = out / "configs"
+    stale = [f for f in sorted(configs.glob("*/*")) if f.is_dir() and f.relative_to(out) not in kept]
+    for folder in stale:
+        shutil.rmtree(folder)
+    for method in configs.glob("*"):
+        if method.is_dir() and not any(method.iterdir()):
+            method.rmdir()
+    if stale:
+        print(f"removed {len(stale)} stored runs of an earlier plan from {configs} (git history keeps them)")
+    return len(stale)
 
 
 STORED = ("config.json", "metrics.json")  # metrics last: it is what marks a run done
