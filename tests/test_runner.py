@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import tables
+from benchmarks.ablations import get_ablation
 from benchmarks.presets import get_preset
 from benchmarks.runner import build_sweep, run_sweep
 from spare.cli import main
@@ -66,11 +67,20 @@ def test_presets_expand_into_their_job_lists(tmp_path):
     shards = [full.shard(full.jobs, r, 3) for r in range(3)]
     assert sorted(j.label for s in shards for j in s) == sorted(j.label for j in full.jobs)  # every job once
     assert not {j.target for j in shards[0]} & {j.target for j in shards[1]}  # whole targets per process
-    # they run seed by seed: every target and method at seed 0 (UCE and SEOT with them), then seed 1, 2
+    # they run seed by seed: every target and method at seed 0 (UCE and SEOT with them), then seed 1, 2;
+    # the validation targets, left out of the reported summary, after all the others
     order = full.shard(full.jobs, 0, 1)
-    assert [j.seed for j in order] == sorted(j.seed for j in full.jobs)
-    assert [(j.method, j.target) for j in order[:200]] == [(j.method, j.target) for j in full.jobs if j.seed == 0]
-    assert [j.seed for j in shards[1]] == sorted(j.seed for j in shards[1])
+    validation = set(full.catalogue.validation_targets)
+    assert len(validation) == 4 and {j.target for j in order[-4 * 26 :]} == validation
+    reported = [j for j in full.jobs if j.target not in validation]
+    assert [j.seed for j in order[: len(reported)]] == sorted(j.seed for j in reported)
+    assert [(j.method, j.target) for j in order[:160]] == [(j.method, j.target) for j in reported if j.seed == 0]
+    assert [j.seed for j in order[len(reported) :]] == sorted(j.seed for j in full.jobs if j.target in validation)
+    assert [(j.target in validation, j.seed) for j in shards[1]] == sorted(
+        (j.target in validation, j.seed) for j in shards[1]
+    )
+    tuning = build_sweep(get_ablation("tuning"), runs_dir=str(tmp_path))  # validation targets only
+    assert tuning.shard(tuning.jobs, 0, 1) == tuning.jobs
 
     quick = build_sweep(get_preset("mini-quick"), runs_dir=str(tmp_path))
     assert len(quick.jobs) == 2 * 10 and {j.tag for j in quick.jobs} == {"quick"}

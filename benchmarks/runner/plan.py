@@ -141,10 +141,14 @@ class Sweep:
         """Whole targets per process (target i of the plan goes to process i mod world), in the order
         they run: every target and method at the first training seed, then all at the next seed, so
         that a sweep stopped part-way holds whole tables of its first seeds, not all seeds of a few
-        targets. The plan (``jobs``, the tables' rows) stays target by target."""
+        targets; the catalogue's validation targets, which the reported summary leaves out, after
+        the others (a plan of validation targets only, the tuning grid, keeps its order). The plan
+        (``jobs``, the tables' rows) stays target by target."""
         owner = {t: i % world for i, t in enumerate(dict.fromkeys(j.target for j in jobs))}
         turn = {s: i for i, s in enumerate(dict.fromkeys(j.seed for j in jobs))}  # the plan's seed order
-        return sorted((j for j in jobs if owner[j.target] == rank), key=lambda j: turn[j.seed])
+        validation = set(self.catalogue.validation_targets)
+        mine = (j for j in jobs if owner[j.target] == rank)
+        return sorted(mine, key=lambda j: (j.target in validation, turn[j.seed]))
 
 
 def build_sweep(
