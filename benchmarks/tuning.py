@@ -41,10 +41,13 @@ TIE = 0.5
 
 def grid_table(per_target: pd.DataFrame, variants: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
     """One row per (method, grid point): its overrides and their step and lr factors, means over
-    the targets and the score; ``complete``: the point has every target the grid names for it."""
+    the targets and the score; ``complete``: the point has every target its method has run on.
+    Once the grid is done that is every grid target (the choice is applied only then); while it
+    runs, a method's provisional choice is over the targets its points share, not emptied by
+    another method that has started a target it has not."""
     frame = with_retain(per_target)
     frame = frame.assign(point=(frame["UA"] + frame["retain"]) / 2)
-    want = frame["target"].nunique()
+    want = frame.groupby("method")["target"].nunique()
     rows = []
     for (method, variant), runs in frame.groupby(["method", "variant"], sort=False):
         overrides = variants[variant].get("*", []) + variants[variant].get(method, [])
@@ -53,7 +56,7 @@ def grid_table(per_target: pd.DataFrame, variants: dict[str, dict[str, list[str]
         row |= {"steps x": steps_x, "lr x": lr_x}
         row |= {m: runs[m].mean() for m in ("UA", "IRA", "CRA", "retain")}
         row |= {"score": runs["point"].mean(), "targets": runs["target"].nunique()}
-        row["complete"] = row["targets"] == want
+        row["complete"] = row["targets"] == want[method]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -85,6 +88,7 @@ def choose(grid: pd.DataFrame) -> pd.DataFrame:
                 "best score": best,
                 "default score": points.loc[points["point"] == DEFAULT, "score"].max(),
                 "points within tie": len(near),
+                "targets": pick["targets"],
             }
         )
     return pd.DataFrame(rows)
@@ -173,7 +177,8 @@ def write_choice(
         out / "chosen",
         "tuning: the point each method's rule picked",
         note + f" Rule: the highest score; within {TIE} of it the rule default, then fewer steps, then lower lr. "
-        "Only complete points (every target) compete; a method with none keeps its default." + partial,
+        "Only complete points (every target the method has run; all of them once the grid is done) compete; "
+        "a method with none keeps its default." + partial,
     )
     ref = None
     if base is not None:  # over the targets the points have so far (all four once the grid is done)

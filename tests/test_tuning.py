@@ -72,12 +72,16 @@ def test_selection_rule_by_hand(tmp_path):
             # d: its best point misses a target: only complete points compete
             ("d", "default"): [50.0, 50.0],
             ("d", "lr3x"): [100.0],
+            # e: a partial grid where e has run one target so far (a, b, c, d two): its points compete on it
+            ("e", "default"): [70.0],
+            ("e", "lr3x"): [100.0],
         }
     )
     grid = grid_table(frame, variants)
     assert grid.set_index(["method", "point"]).loc[("a", "lr3x"), "score"] == 95.0
     chosen = choose(grid).set_index("method")["chosen"].to_dict()
-    assert chosen == {"a": "lr3x", "b": "default", "c": "lr0.33x", "d": "default"}
+    assert chosen == {"a": "lr3x", "b": "default", "c": "lr0.33x", "d": "default", "e": "lr3x"}
+    assert choose(grid).set_index("method")["targets"].to_dict() == {"a": 2, "b": 2, "c": 2, "d": 2, "e": 1}
     overrides = chosen_overrides(choose(grid))
     assert overrides["a"] == ["optim.lr*=3"] and overrides["b"] == []
 
