@@ -75,11 +75,15 @@ class Sweep:
     _configs: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _plans: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def is_whole(self, jobs: list[Job]) -> bool:
+        """Whether ``jobs`` is the preset's whole plan, not one narrowed by --methods, --targets or --limit."""
+        return not self.narrowed and len(jobs) == len(self.jobs)
+
     def results_folder(self, root: str | Path, jobs: list[Job]) -> Path:
         """The default tables folder: ``<root>/<preset>`` for the preset's whole plan. A narrowed plan
         (--methods, --targets, --limit) gets its own ``<root>/<preset>-subsets/<hash of its jobs>``, so
         that its tables and sweep record never replace those of the whole plan."""
-        if not self.narrowed and len(jobs) == len(self.jobs):
+        if self.is_whole(jobs):
             return Path(root) / self.preset.name
         return Path(root) / f"{self.preset.name}-subsets" / config_hash([dataclasses.asdict(j) for j in jobs], length=8)
 

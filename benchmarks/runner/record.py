@@ -99,7 +99,7 @@ def save_sweep_record(
         if planned.done():
             for name in names:
                 copy_atomic(planned.out / name, out / stored / name)
-    if not sweep.narrowed and len(jobs) == len(sweep.jobs):
+    if sweep.is_whole(jobs):
         drop_stale_stored(out, kept)
 
 
