@@ -17,7 +17,9 @@ point per method with its figures and score), ``grid.png`` (the same in the UA-r
 panel per method, the choice ringed), ``chosen.md`` and ``chosen.yaml`` (method ->
 the chosen point's overrides), which the presets that say ``tuned:`` (mini-full, mini-robust,
 mini-finer) apply on top of each method's default. A method missing from the grid's results
-keeps its default, and the tables say so.
+keeps its default, and the tables say so. Once the grid is complete, ``cost.md``: what the grid
+cost per method (process-hours, by machine) and what ``mini-full`` will cost at the chosen points,
+projected from those points' measured stages.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import pandas as pd
 import yaml
 
 from benchmarks.ablations import get_ablation, reporter, set_retain_xlim
+from benchmarks.presets import get_preset
+from benchmarks.runner import build_sweep
 from benchmarks.tables import BASE_METHOD, with_retain, write_table
 from spare.io import atomic_path
 
@@ -97,6 +101,71 @@ def choose(grid: pd.DataFrame) -> pd.DataFrame:
 def chosen_overrides(chosen: pd.DataFrame) -> dict[str, list[str]]:
     """method -> the overrides of its chosen point ([] for the rule default)."""
     return {r.method: [] if r.overrides == "(rule default)" else r.overrides.split() for r in chosen.itertuples()}
+
+
+STAGES = ("time s", "answers s", "score s", "FID s")  # unlearning, answer set, scoring, FID
+
+
+def _machines(runs: pd.DataFrame) -> str:
+    """'Intel(R) Xeon(R) Processor 3, AMD EPYC 1': the CPUs (threads dropped) and their run counts."""
+    names = runs["machine"].astype(object).fillna("unknown").astype(str).str.replace(r" \(.*\)$", "", regex=True)
+    return ", ".join(f"{name} {n}" for name, n in names.value_counts(sort=False).items())
+
+
+def cost_table(per_target: pd.DataFrame, chosen: pd.DataFrame, jobs: dict[str, int], seeds_ratio: float):
+    """Per method: the grid's measured cost (stage seconds summed over its runs; each process ran on
+    one thread, so these are process-hours) and a projection of ``jobs[method]`` jobs at its chosen
+    point, each as that point's mean unlearning time plus the answer set, scoring and FID scaled by
+    ``seeds_ratio`` (the sweep's answer seeds over the grid's: the images grow with them)."""
+    rows = []
+    per_target = per_target.reindex(columns=list(dict.fromkeys([*per_target.columns, *STAGES, "img/s", "machine"])))
+    for pick in chosen.itertuples():
+        runs = per_target[per_target["method"] == pick.method]
+        at = runs[runs["variant"] == pick.chosen]
+        per_image = at[["answers s", "score s", "FID s"]].sum(axis=1).mean()
+        job = at["time s"].mean() + seeds_ratio * per_image
+        rows.append(
+            {
+                "method": pick.method,
+                "grid runs": len(runs),
+                "grid h": runs[list(STAGES)].sum(axis=1).sum() / 3600,
+                "grid machines": _machines(runs),
+                "chosen": pick.chosen,
+                "unlearn s": at["time s"].mean(),
+                "img/s": at["img/s"].mean(),
+                "projected job s": job,
+                "jobs": jobs.get(pick.method, 0),
+                "projected h": job * jobs.get(pick.method, 0) / 3600,
+                "chosen runs on": _machines(at),
+            }
+        )
+    table = pd.DataFrame(rows)
+    if len(table):
+        total = {"method": "all", "grid runs": table["grid runs"].sum(), "grid h": table["grid h"].sum()}
+        total |= {"jobs": table["jobs"].sum(), "projected h": table["projected h"].sum()}
+        table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    return table
+
+
+def write_cost(per_target: pd.DataFrame, chosen: pd.DataFrame, out: Path, sweep_preset: str = "mini-full") -> Path:
+    """cost.md: :func:`cost_table` against the jobs of ``sweep_preset`` (the methods it tunes)."""
+    grid_seeds = get_ablation(GRID).sampling.seeds
+    sweep = build_sweep(get_preset(sweep_preset), runs_dir="runs")
+    jobs = pd.Series([j.method for j in sweep.jobs]).value_counts().to_dict()
+    ratio = len(sweep.settings.sampling.seeds) / len(grid_seeds)
+    table = cost_table(per_target, chosen, jobs, ratio)
+    untuned = sorted(m for m in jobs if m not in set(chosen["method"]))
+    note = (
+        f"Measured: every grid run's stages (unlearning, answer set, scoring, FID; `{'`, `'.join(STAGES)}` of "
+        "per_target.csv), one thread per process, on the machines named. Projected: "
+        f"{sweep_preset}'s jobs per method at the chosen point, each the point's mean unlearning time plus its "
+        f"answer set, scoring and FID x {ratio:g} ({len(sweep.settings.sampling.seeds)} answer seeds against the "
+        f"grid's {len(grid_seeds)}); a projection from runs on different machines is as good as their mix. "
+        f"Not tuned, so not here: {', '.join(untuned) or 'none'} "
+        f"({sum(jobs[m] for m in untuned)} more jobs of {sweep_preset}, an answer set each)."
+    )
+    write_table(table, out / "cost", f"tuning: the grid's cost and {sweep_preset}'s at the chosen points", note)
+    return out / "cost.md"
 
 
 def grid_plot(grid: pd.DataFrame, chosen: pd.DataFrame, path: Path, title: str, base: dict | None = None) -> Path:
@@ -197,7 +266,7 @@ def write_choice(
             "# chosen point, applied on top of its rule default by the presets that say `tuned:`\n"
             + yaml.safe_dump(chosen_overrides(chosen), sort_keys=False)
         )
-    return paths | {"chosen.yaml": chosen_file}
+    return paths | {"chosen.yaml": chosen_file, "cost": write_cost(per_target, chosen, out)}
 
 
 def tuning_reporter(preset, chosen_file: Path = CHOSEN):

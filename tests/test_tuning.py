@@ -8,7 +8,7 @@ import pytest
 from benchmarks.ablations import get_ablation
 from benchmarks.presets import Preset, method_defaults
 from benchmarks.runner import build_sweep
-from benchmarks.tuning import choose, chosen_overrides, grid_table, write_choice
+from benchmarks.tuning import choose, chosen_overrides, cost_table, grid_table, write_choice
 from spare.config import ConfigError, apply_overrides
 from spare.data.canvas_mini import CANVAS_MINI
 from spare.methods import method_names
@@ -106,3 +106,24 @@ def test_a_relative_tuned_file_is_found_from_another_folder(tmp_path, monkeypatc
     assert tuned_path("results/tuning/none.yaml") == Path("results/tuning/none.yaml")  # nowhere: as given
     (tmp_path / "mine.yaml").write_text("esd: []\n")
     assert tuned_path("mine.yaml") == tmp_path.joinpath("mine.yaml").relative_to(tmp_path)  # found here: as given
+
+
+def test_the_grid_cost_and_the_sweeps_projection_by_hand():
+    """Two default runs (X) and one lr3x run (Y) of method a; its choice is the default."""
+    stages = ["time s", "answers s", "score s", "FID s", "img/s"]
+    frame = pd.DataFrame(
+        [
+            ["a", "default", "X (AVX512, 1 thread)", 100.0, 40.0, 5.0, 5.0, 2.0],
+            ["a", "default", "X (AVX512, 1 thread)", 200.0, 60.0, 5.0, 5.0, 4.0],
+            ["a", "lr3x", "Y (AVX2, 1 thread)", 300.0, 100.0, 0.0, 0.0, 1.0],
+        ],
+        columns=["method", "variant", "machine", *stages],
+    )
+    chosen = pd.DataFrame({"method": ["a"], "chosen": ["default"]})
+    table = cost_table(frame, chosen, {"a": 6}, seeds_ratio=2.5).set_index("method")
+    # the grid: (150 + 270 + 400) s; the job: 150 s unlearning + 2.5 x (50 + 70) / 2 s of images = 300 s
+    assert table.loc["a", "grid h"] == pytest.approx(820 / 3600)
+    assert table.loc["a", "projected job s"] == pytest.approx(300.0) and table.loc["a", "img/s"] == 3.0
+    assert table.loc["a", "projected h"] == pytest.approx(6 * 300 / 3600)
+    assert table.loc["a", "grid machines"] == "X 2, Y 1" and table.loc["a", "chosen runs on"] == "X 2"
+    assert table.loc["all", "jobs"] == 6 and table.loc["all", "projected h"] == pytest.approx(0.5)
