@@ -34,11 +34,16 @@ def test_preview_writes_png(tmp_path, capsys):
 def test_a_single_run_follows_its_worlds_protocol(tmp_path, monkeypatch):
     """`spare unlearn --benchmark unlearncanvas` samples as the unlearncanvas preset does (100 DDIM
     steps) and trains SPARE at the authors' lr, not canvas-mini's; canvas-mini single runs follow
-    mini-full; an explicit flag still wins."""
+    mini-full, its tuning choice included; an explicit flag still wins."""
+    import pytest
+    import yaml
+
     import spare.run
-    from benchmarks.presets import method_defaults, world_preset
+    from benchmarks.presets import method_defaults, tuned_path, world_preset
     from spare.baselines import LR_FACTOR
     from spare.cli import main
+    from spare.config import apply_overrides
+    from spare.methods.spare_method import SPAREConfig
 
     seen = []
 
@@ -70,7 +75,10 @@ def test_a_single_run_follows_its_worlds_protocol(tmp_path, monkeypatch):
     assert main(["unlearn", "--target", "style:Ink_Outline", "--no-eval"]) == 0
     cfg, settings = seen[-1]
     assert settings.sampling.steps == 25 and settings.sampling.seeds == (188, 288, 588, 688, 888)
-    assert cfg.optim.lr == 3e-3 and cfg.optim.steps == 200
+    # canvas-mini's protocol is mini-full's, its tuning choice (results/tuning/chosen.yaml) included
+    assert cfg == method_defaults(world_preset("mini"), "spare") and cfg.optim.steps == 200
+    tuned = yaml.safe_load(tuned_path(world_preset("mini").tuned).read_text())["spare"]
+    assert cfg.optim.lr == pytest.approx(apply_overrides(SPAREConfig(), tuned).optim.lr)
     # --seeds takes every word after it: an override there is handed back to the overrides
     assert main(["unlearn", "--target", "style:Ink_Outline", "--no-eval", "--seeds", "1000", "1001", "q=0.25"]) == 0
     cfg, settings = seen[-1]
