@@ -122,8 +122,8 @@ def cost_table(per_target: pd.DataFrame, chosen: pd.DataFrame, jobs: dict[str, i
     for pick in chosen.itertuples():
         runs = per_target[per_target["method"] == pick.method]
         at = runs[runs["variant"] == pick.chosen]
-        per_image = at[["answers s", "score s", "FID s"]].sum(axis=1).mean()
-        job = at["time s"].mean() + seeds_ratio * per_image
+        answer_set = at[["answers s", "score s", "FID s"]].sum(axis=1).mean()  # grows with the images
+        job = at["time s"].mean() + seeds_ratio * answer_set
         rows.append(
             {
                 "method": pick.method,
@@ -148,7 +148,7 @@ def cost_table(per_target: pd.DataFrame, chosen: pd.DataFrame, jobs: dict[str, i
 
 
 def write_cost(per_target: pd.DataFrame, chosen: pd.DataFrame, out: Path, sweep_preset: str = "mini-full") -> Path:
-    """cost.md: :func:`cost_table` against the jobs of ``sweep_preset`` (the methods it tunes)."""
+    """cost.md: :func:`cost_table` for ``sweep_preset``'s job list (per method) and answer seeds."""
     grid_seeds = get_ablation(GRID).sampling.seeds
     sweep = build_sweep(get_preset(sweep_preset), runs_dir="runs")
     jobs = pd.Series([j.method for j in sweep.jobs]).value_counts().to_dict()
