@@ -73,11 +73,55 @@ def per_target_row(result: dict, method: str, target: str) -> dict:
     stages = result.get("stages") or {}
     row.update({col: stages.get(key, np.nan) for col, key in STAGES.items()})
     row["load"] = cost.get("load_1min", np.nan)  # machine load at the end: > cores means shared
+    row["wall/CPU"] = waited(result)
     row["machine"] = machine(result.get("provenance") or {})
     row["memory GB"] = metrics.get("memory_gb", {}).get("value", np.nan)
     row["storage MB"] = result.get("storage_bytes", np.nan) / 2**20
     row["trainable params"] = result.get("trainable_params")
     return row
+
+
+WAIT_LIMIT = 1.25  # a stage's wall seconds over its CPU seconds, above which its times are not its cost
+_WAIT_MIN_S = 20.0  # shorter stages: too short to tell waiting from start-up
+
+
+def waited(result: dict) -> float:
+    """How much longer than its CPU time the most delayed stage (over 20 s) of a one-thread CPU run
+    took on the clock: about 1 when the run had its core to itself; above ``WAIT_LIMIT`` when its
+    process was paused (SIGSTOP) or shared its core, and then its seconds measure the machine, not
+    the method. NaN where the ratio says nothing: on a GPU, with several threads (CPU seconds then
+    exceed wall seconds), or for runs made before the stages recorded their CPU seconds."""
+    provenance = result.get("provenance") or {}
+    threads = (provenance.get("cpu") or {}).get("threads")
+    if not str(provenance.get("device") or "").startswith("cpu") or threads != 1:
+        return np.nan
+    stages = result.get("stages") or {}
+    ratios = [
+        wall / cpu
+        for key, wall in stages.items()
+        if key.endswith("_s") and not key.endswith("_cpu_s") and isinstance(wall, (int, float))
+        and wall >= _WAIT_MIN_S and (cpu := stages.get(key[:-2] + "_cpu_s"))
+    ]
+    return max(ratios) if ratios else np.nan
+
+
+def waiting_note(per_target: pd.DataFrame) -> str:
+    """The tables' line naming the runs whose seconds include waiting (:func:`waited`), or ""."""
+    if "wall/CPU" not in per_target:
+        return ""
+    over = per_target[per_target["wall/CPU"] > WAIT_LIMIT]
+    if over.empty:
+        return ""
+    seeds = over["seed"] if "seed" in over else pd.Series(np.nan, index=over.index)
+    names = ", ".join(
+        f"{method} {target}{f' seed {int(seed)}' if pd.notna(seed) else ''} ({ratio:.2f}x)"
+        for method, target, seed, ratio in zip(over["method"], over["target"], seeds, over["wall/CPU"])
+    )
+    return (
+        f"Times that include waiting (a stage's wall seconds over {WAIT_LIMIT}x its CPU seconds: the process "
+        f"was paused or shared its core; their time s is not the method's cost, rerun them on a quiet "
+        f"machine): {names}."
+    )
 
 
 def with_retain(per_target: pd.DataFrame) -> pd.DataFrame:
@@ -326,15 +370,18 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
     """Every table and the plot under ``out``; returns {name: path}."""
     out.mkdir(parents=True, exist_ok=True)
     gaps = gaps_note(missing)
+    waiting = waiting_note(per_target)
     paths = {}
     table = integer_columns(with_base(per_target, base))
-    write_table(table, out / "per_target", f"{label}: every run (from runs/*/metrics.json)", gaps)
+    write_table(
+        table, out / "per_target", f"{label}: every run (from runs/*/metrics.json)", "\n\n".join(filter(None, [gaps, waiting]))
+    )
     paths["per_target"] = out / "per_target.md"
     write_table(
         summary(per_target),
         out / "summary",
         f"{label}: UnlearnCanvas-format summary, mean ± std over targets [95% bootstrap interval]",
-        "\n\n".join(filter(None, [gaps, INTERVAL_NOTE])),
+        "\n\n".join(filter(None, [gaps, waiting, INTERVAL_NOTE])),
     )
     paths["summary"] = out / "summary.md"
     marked = validation_mask(per_target)

@@ -1,5 +1,6 @@
 """Tables over training seeds: a target counts once in the summary, and the two spreads are apart."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,3 +73,31 @@ def test_rank_before_after_compares_on_the_methods_before_had():
     assert row["before rho"] == pytest.approx(-1.0) and row["before methods"] == 4
     assert row["after rho"] == pytest.approx(0.0, abs=1e-12) and row["after methods"] == 5
     assert row["after rho, before's methods"] == pytest.approx(1.0)
+
+
+def test_a_run_whose_stages_waited_is_named_in_the_tables_and_others_are_not():
+    from benchmarks.tables import waited, waiting_note
+
+    def result(stages, device="cpu", threads=1):
+        return {"provenance": {"device": device, "cpu": {"threads": threads}}, "stages": stages}
+
+    quiet = {"unlearn_s": 101.0, "unlearn_cpu_s": 100.0, "answers_s": 270.0, "answers_cpu_s": 268.0}
+    # paused: answers took 1523 s on the clock for 268 s of CPU, 5.68x; the short load stage
+    # (2 s against 0.5 s CPU) is below 20 s and does not count; img/s has no CPU seconds
+    paused = {"unlearn_s": 50.0, "unlearn_cpu_s": 49.0, "answers_s": 1523.0, "answers_cpu_s": 268.0,
+              "load_s": 2.0, "load_cpu_s": 0.5, "answers_img_per_s": 0.36}  # fmt: skip
+    assert waited(result(quiet)) == pytest.approx(101.0 / 100.0)  # the larger of 1.01 and 1.0075
+    assert waited(result(paused)) == pytest.approx(1523.0 / 268.0)
+    # nothing to say: several threads (CPU seconds exceed wall), a GPU, no per-stage CPU seconds
+    assert np.isnan(waited(result(paused, threads=2)))
+    assert np.isnan(waited(result(paused, device="cuda:0")))
+    assert np.isnan(waited(result({"answers_s": 1523.0})))
+    frame = pd.DataFrame(
+        [{"method": "ca", "target": "style:Ink_Outline", "seed": 0, "wall/CPU": waited(result(paused))},
+         {"method": "spare", "target": "style:Ink_Outline", "seed": 0, "wall/CPU": waited(result(quiet))},
+         {"method": "uce", "target": "style:Ink_Outline", "seed": 0, "wall/CPU": np.nan}]
+    )  # fmt: skip
+    note = waiting_note(frame)
+    assert "ca style:Ink_Outline seed 0 (5.68x)" in note
+    assert "spare" not in note and "uce" not in note
+    assert waiting_note(frame.iloc[1:]) == ""
