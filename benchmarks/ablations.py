@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.presets import Preset, get_preset
-from benchmarks.tables import COST, gaps_note, integer_columns, with_base, with_retain, write_table
+from benchmarks.tables import COST, gaps_note, integer_columns, waiting_note, with_base, with_retain, write_table
 from spare.errors import UserError
 from spare.viz import save_figure
 
@@ -170,7 +170,8 @@ def reporter(preset: Preset, plot: bool = True):
         out.mkdir(parents=True, exist_ok=True)
         gaps = gaps_note(missing)
         rows = integer_columns(with_base(per_target, base))
-        write_table(rows, out / "per_target", f"ablation {label}: every run", gaps)
+        per_target_note = "\n\n".join(filter(None, [gaps, waiting_note(per_target)]))
+        write_table(rows, out / "per_target", f"ablation {label}: every run", per_target_note)
         table = ablation_table(per_target, preset)
         ref, shown = None, table
         if len(base):  # the base model's mean over the same targets, on top of the table and in the plot

@@ -112,15 +112,20 @@ def waiting_note(per_target: pd.DataFrame) -> str:
     over = per_target[per_target["wall/CPU"] > WAIT_LIMIT]
     if over.empty:
         return ""
-    seeds = over["seed"] if "seed" in over else pd.Series(np.nan, index=over.index)
+    def column(name: str) -> pd.Series:
+        return over[name] if name in over else pd.Series(np.nan, index=over.index)
+
     names = ", ".join(
-        f"{method} {target}{f' seed {int(seed)}' if pd.notna(seed) else ''} ({ratio:.2f}x)"
-        for method, target, seed, ratio in zip(over["method"], over["target"], seeds, over["wall/CPU"])
+        f"{method} {target}{f' {variant}' if pd.notna(variant) else ''}"
+        f"{f' seed {int(seed)}' if pd.notna(seed) else ''} ({ratio:.2f}x)"
+        for method, target, variant, seed, ratio in zip(
+            over["method"], over["target"], column("variant"), column("seed"), over["wall/CPU"]
+        )
     )
     return (
-        f"Times that include waiting (a stage's wall seconds over {WAIT_LIMIT}x its CPU seconds: the process "
-        f"was paused or shared its core; their time s is not the method's cost, rerun them on a quiet "
-        f"machine): {names}."
+        f"Times that include waiting (a stage's wall seconds over {WAIT_LIMIT}x its CPU seconds, the largest "
+        "ratio in brackets: the process was paused or shared its core, so that stage's seconds, time s or "
+        f"answers s, measure the machine too; accuracies are unaffected): {names}."
     )
 
 

@@ -33,7 +33,7 @@ import yaml
 from benchmarks.ablations import get_ablation, reporter, set_retain_xlim
 from benchmarks.presets import get_preset
 from benchmarks.runner import build_sweep
-from benchmarks.tables import BASE_METHOD, with_retain, write_table
+from benchmarks.tables import BASE_METHOD, WAIT_LIMIT, with_retain, write_table
 from spare.io import atomic_path
 
 GRID = "tuning"
@@ -118,7 +118,8 @@ def cost_table(per_target: pd.DataFrame, chosen: pd.DataFrame, jobs: dict[str, i
     point, each as that point's mean unlearning time plus the answer set, scoring and FID scaled by
     ``seeds_ratio`` (the sweep's answer seeds over the grid's: the images grow with them)."""
     rows = []
-    per_target = per_target.reindex(columns=list(dict.fromkeys([*per_target.columns, *STAGES, "img/s", "machine"])))
+    extra = [*STAGES, "img/s", "machine", "wall/CPU"]
+    per_target = per_target.reindex(columns=list(dict.fromkeys([*per_target.columns, *extra])))
     for pick in chosen.itertuples():
         runs = per_target[per_target["method"] == pick.method]
         at = runs[runs["variant"] == pick.chosen]
@@ -130,6 +131,7 @@ def cost_table(per_target: pd.DataFrame, chosen: pd.DataFrame, jobs: dict[str, i
                 "grid runs": len(runs),
                 "grid h": runs[list(STAGES)].sum(axis=1).sum() / 3600,
                 "grid machines": _machines(runs),
+                "runs that waited": int((runs["wall/CPU"] > WAIT_LIMIT).sum()),
                 "chosen": pick.chosen,
                 "unlearn s": at["time s"].mean(),
                 "img/s": at["img/s"].mean(),
@@ -142,6 +144,7 @@ def cost_table(per_target: pd.DataFrame, chosen: pd.DataFrame, jobs: dict[str, i
     table = pd.DataFrame(rows)
     if len(table):
         total = {"method": "all", "grid runs": table["grid runs"].sum(), "grid h": table["grid h"].sum()}
+        total["runs that waited"] = table["runs that waited"].sum()
         total |= {"jobs": table["jobs"].sum(), "projected h": table["projected h"].sum()}
         table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     return table
@@ -161,6 +164,8 @@ def write_cost(per_target: pd.DataFrame, chosen: pd.DataFrame, out: Path, sweep_
         f"{sweep_preset}'s jobs per method at the chosen point, each the point's mean unlearning time plus its "
         f"answer set, scoring and FID x {ratio:g} ({len(sweep.settings.sampling.seeds)} answer seeds against the "
         f"grid's {len(grid_seeds)}); a projection from runs on different machines is as good as their mix. "
+        f"Runs that waited: a stage's wall seconds over {WAIT_LIMIT}x its CPU seconds (the process was paused or "
+        "shared its core), counted in grid h as paid; named in per_target.md. "
         f"Not tuned, so not here: {', '.join(untuned) or 'none'} "
         f"({sum(jobs[m] for m in untuned)} more jobs of {sweep_preset}, an answer set each)."
     )

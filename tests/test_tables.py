@@ -101,3 +101,4 @@ def test_a_run_whose_stages_waited_is_named_in_the_tables_and_others_are_not():
     assert "ca style:Ink_Outline seed 0 (5.68x)" in note
     assert "spare" not in note and "uce" not in note
     assert waiting_note(frame.iloc[1:]) == ""
+    assert "ca style:Ink_Outline lr3x seed 0 (5.68x)" in waiting_note(frame.assign(variant="lr3x"))  # an ablation

@@ -109,13 +109,13 @@ def test_a_relative_tuned_file_is_found_from_another_folder(tmp_path, monkeypatc
 
 
 def test_the_grid_cost_and_the_sweeps_projection_by_hand():
-    """Two default runs (X) and one lr3x run (Y) of method a; its choice is the default."""
-    stages = ["time s", "answers s", "score s", "FID s", "img/s"]
+    """Two default runs (X) and one lr3x run (Y, whose process waited) of method a; its choice is the default."""
+    stages = ["time s", "answers s", "score s", "FID s", "img/s", "wall/CPU"]
     frame = pd.DataFrame(
         [
-            ["a", "default", "X (AVX512, 1 thread)", 100.0, 40.0, 5.0, 5.0, 2.0],
-            ["a", "default", "X (AVX512, 1 thread)", 200.0, 60.0, 5.0, 5.0, 4.0],
-            ["a", "lr3x", "Y (AVX2, 1 thread)", 300.0, 100.0, 0.0, 0.0, 1.0],
+            ["a", "default", "X (AVX512, 1 thread)", 100.0, 40.0, 5.0, 5.0, 2.0, 1.01],
+            ["a", "default", "X (AVX512, 1 thread)", 200.0, 60.0, 5.0, 5.0, 4.0, float("nan")],
+            ["a", "lr3x", "Y (AVX2, 1 thread)", 300.0, 100.0, 0.0, 0.0, 1.0, 1.6],
         ],
         columns=["method", "variant", "machine", *stages],
     )
@@ -127,3 +127,4 @@ def test_the_grid_cost_and_the_sweeps_projection_by_hand():
     assert table.loc["a", "projected h"] == pytest.approx(6 * 300 / 3600)
     assert table.loc["a", "grid machines"] == "X 2, Y 1" and table.loc["a", "chosen runs on"] == "X 2"
     assert table.loc["all", "jobs"] == 6 and table.loc["all", "projected h"] == pytest.approx(0.5)
+    assert table.loc["a", "runs that waited"] == 1 and table.loc["all", "runs that waited"] == 1
