@@ -562,10 +562,14 @@ def test_wandb_offline_mirror_writes_runs_tables_and_images_without_network(tmp_
     mirror.log_run("uce/style:Ink_Outline", {"method": "uce"}, {"metrics": {"UA": {"value": 100.0}}}, grid)
     table = pd.DataFrame({"method": ["uce", "ca"], "UA": [100.0, 9.5], "seed": pd.array([0, None], "Int64")})
     mirror.log_sweep("tiny", {"name": "tiny"}, {"summary": table}, grid)
-    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(list(r.glob("run-*.wandb")) for r in runs)
-    assert list(runs[0].glob("files/media/images/answer_set_*.png"))
-    (stored,) = runs[1].glob("files/media/table/summary_*.table.json")
+    # a run folder is named by its start second, then a random id: two runs of one second sort by chance,
+    # so each is told by what it holds, the sweep's by its table, the job's by its answer-set grid
+    (sweep_run,) = [r for r in runs if list(r.glob("files/media/table/summary_*.table.json"))]
+    (job_run,) = [r for r in runs if r != sweep_run]
+    assert list(job_run.glob("files/media/images/answer_set_*.png"))
+    (stored,) = sweep_run.glob("files/media/table/summary_*.table.json")
     logged = json.loads(stored.read_text())  # numbers stay numbers: the dashboard sorts them numerically
     ua = logged["columns"].index("UA")
     assert [row[ua] for row in logged["data"]] == [100.0, 9.5] and isinstance(logged["data"][0][0], str)
