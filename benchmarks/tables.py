@@ -99,8 +99,11 @@ def waited(result: dict) -> float:
     ratios = [
         wall / cpu
         for key, wall in stages.items()
-        if key.endswith("_s") and not key.endswith("_cpu_s") and isinstance(wall, (int, float))
-        and wall >= _WAIT_MIN_S and (cpu := stages.get(key[:-2] + "_cpu_s"))
+        if key.endswith("_s")
+        and not key.endswith("_cpu_s")
+        and isinstance(wall, (int, float))
+        and wall >= _WAIT_MIN_S
+        and (cpu := stages.get(key[:-2] + "_cpu_s"))
     ]
     return max(ratios) if ratios else np.nan
 
@@ -112,6 +115,7 @@ def waiting_note(per_target: pd.DataFrame) -> str:
     over = per_target[per_target["wall/CPU"] > WAIT_LIMIT]
     if over.empty:
         return ""
+
     def column(name: str) -> pd.Series:
         return over[name] if name in over else pd.Series(np.nan, index=over.index)
 
@@ -119,7 +123,7 @@ def waiting_note(per_target: pd.DataFrame) -> str:
         f"{method} {target}{f' {variant}' if pd.notna(variant) else ''}"
         f"{f' seed {int(seed)}' if pd.notna(seed) else ''} ({ratio:.2f}x)"
         for method, target, variant, seed, ratio in zip(
-            over["method"], over["target"], column("variant"), column("seed"), over["wall/CPU"]
+            over["method"], over["target"], column("variant"), column("seed"), over["wall/CPU"], strict=True
         )
     )
     return (
@@ -379,7 +383,10 @@ def write_all(per_target: pd.DataFrame, base: pd.DataFrame, out: Path, label: st
     paths = {}
     table = integer_columns(with_base(per_target, base))
     write_table(
-        table, out / "per_target", f"{label}: every run (from runs/*/metrics.json)", "\n\n".join(filter(None, [gaps, waiting]))
+        table,
+        out / "per_target",
+        f"{label}: every run (from runs/*/metrics.json)",
+        "\n\n".join(filter(None, [gaps, waiting])),
     )
     paths["per_target"] = out / "per_target.md"
     write_table(
