@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.uncertainty import ACCURACY, bootstrap_interval, paired_table
+from evaluators.cost import StageClock
 from spare.io import atomic_path, read_json_dict
 from spare.viz import save_figure
 
@@ -81,7 +82,7 @@ def per_target_row(result: dict, method: str, target: str) -> dict:
     return row
 
 
-WAIT_LIMIT = 1.25  # a stage's wall seconds over its CPU seconds, above which its times are not its cost
+WAIT_LIMIT = 1.25  # a stage's wall seconds over its CPU seconds, above which they include waiting
 _WAIT_MIN_S = 20.0  # shorter stages: too short to tell waiting from start-up
 
 
@@ -95,16 +96,8 @@ def waited(result: dict) -> float:
     threads = (provenance.get("cpu") or {}).get("threads")
     if not str(provenance.get("device") or "").startswith("cpu") or threads != 1:
         return np.nan
-    stages = result.get("stages") or {}
-    ratios = [
-        wall / cpu
-        for key, wall in stages.items()
-        if key.endswith("_s")
-        and not key.endswith("_cpu_s")
-        and isinstance(wall, (int, float))
-        and wall >= _WAIT_MIN_S
-        and (cpu := stages.get(key[:-2] + "_cpu_s"))
-    ]
+    clock = StageClock.from_dict(result.get("stages") or {})
+    ratios = [wall / clock.cpu[s] for s, wall in clock.wall.items() if wall >= _WAIT_MIN_S and clock.cpu[s]]
     return max(ratios) if ratios else np.nan
 
 

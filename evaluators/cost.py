@@ -115,6 +115,16 @@ class StageClock:
         self.wall[stage] = self.wall.get(stage, 0.0) + wall_s
         self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu_s
 
+    @classmethod
+    def from_dict(cls, stages: dict) -> StageClock:
+        """The clock back from an ``as_dict()`` (a run's ``stages``): the stages with both seconds."""
+        clock = cls()
+        for key, cpu in stages.items():
+            wall = stages.get(key.removesuffix("_cpu_s") + "_s") if key.endswith("_cpu_s") else None
+            if isinstance(wall, (int, float)) and isinstance(cpu, (int, float)):
+                clock.add(key.removesuffix("_cpu_s"), wall, cpu)
+        return clock
+
     def as_dict(self) -> dict[str, float]:
         out = {}
         for stage, wall in self.wall.items():
