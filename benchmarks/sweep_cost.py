@@ -34,6 +34,7 @@ import pandas as pd
 from benchmarks.presets import get_preset
 from benchmarks.runner import build_sweep
 from benchmarks.tables import write_table
+from evaluators.cost import StageClock
 from spare.answers import SamplingConfig
 from spare.config import apply_overrides
 from spare.io import write_json
@@ -69,7 +70,7 @@ def job_cost(metrics: dict, report: dict, steps: int) -> dict:
         "img/s": stages.get("answers_img_per_s", float("nan")),
         "score s": stages["score_s"],
         "FID s": stages.get("fid_s", 0.0),
-        "CPU s": sum(v for k, v in stages.items() if k.endswith("_cpu_s") and v),
+        "CPU s": sum(StageClock.from_dict(stages).cpu.values()),
         "measured s": sum(stages.get(k, 0.0) for k in ("load_s", "data_s", "unlearn_s", "answers_s", "score_s")),
     }
 

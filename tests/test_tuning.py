@@ -110,14 +110,14 @@ def test_a_relative_tuned_file_is_found_from_another_folder(tmp_path, monkeypatc
 
 def test_the_grid_cost_and_the_sweeps_projection_by_hand():
     """Two default runs (X) and one lr3x run (Y, whose process waited) of method a; its choice is the default."""
-    stages = ["time s", "answers s", "score s", "FID s", "img/s", "wall/CPU"]
+    cost_columns = ["time s", "answers s", "score s", "FID s", "img/s", "wall/CPU"]
     frame = pd.DataFrame(
         [
             ["a", "default", "X (AVX512, 1 thread)", 100.0, 40.0, 5.0, 5.0, 2.0, 1.01],
             ["a", "default", "X (AVX512, 1 thread)", 200.0, 60.0, 5.0, 5.0, 4.0, float("nan")],
             ["a", "lr3x", "Y (AVX2, 1 thread)", 300.0, 100.0, 0.0, 0.0, 1.0, 1.6],
         ],
-        columns=["method", "variant", "machine", *stages],
+        columns=["method", "variant", "machine", *cost_columns],
     )
     chosen = pd.DataFrame({"method": ["a"], "chosen": ["default"]})
     table = cost_table(frame, chosen, {"a": 6}, seeds_ratio=2.5).set_index("method")
