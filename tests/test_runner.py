@@ -134,6 +134,27 @@ def test_a_process_done_with_its_own_jobs_helps_with_the_others_unstarted_ones(t
     assert not sweep.planned(others[0]).out.exists()  # a claim leaves the run folder alone
 
 
+def test_a_resumed_sweeps_bar_starts_at_the_jobs_done_before(tmp_path, monkeypatch, capsys):
+    from benchmarks.runner import execute
+
+    class One:
+        rank, world, main = 0, 1, True
+
+        def barrier(self):
+            pass
+
+    sweep = build_sweep(get_preset("mini-quick"), methods=["uce", "ca", "esd"], runs_dir=str(tmp_path))
+    done = {j.label for j in sweep.jobs[:2]}
+    monkeypatch.setattr(sweep, "job_done", lambda job: job.label in done)
+    ran = []
+    monkeypatch.setattr(execute, "_run_job", lambda sweep, job, *_: ran.append(job.label))
+    execute._run_jobs(sweep, sweep.jobs, One(), mirror=None)
+    assert ran == [j.label for j in sweep.jobs[2:]]
+    lines = [line for line in capsys.readouterr().err.splitlines() if "job" in line]
+    n = len(sweep.jobs)  # 6: the bar opens at 2 done (no rate from skipping them) and closes at all 6
+    assert f" 2/{n} " in lines[0] and "?job/s" in lines[0] and f" {n}/{n} " in lines[-1]
+
+
 def test_yaml_preset_keys_are_checked(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("targets: [style:Ink_Outline]\nbudgt: 0.5\n")

@@ -242,15 +242,21 @@ def _run_jobs(
     one. Returns the labels of those that failed; ``checkpoint()`` is called after each job that finishes."""
     failed = [] if failed is None else failed  # the caller's list, filled as jobs fail (the tables read it)
     desc = f"sweep {sweep.preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
-    bar = tqdm([*mine, *others], desc=desc, unit="job")
-    for i, job in enumerate(bar):
+    queue = [*mine, *others]
+    done_before = {i for i, job in enumerate(queue) if sweep.job_done(job)}
+    # the bar starts at the jobs done before, and its rate is the whole run's mean (smoothing 0):
+    # jobs skipped as done, or finished by another process, count without faking a fast job
+    bar = tqdm(total=len(queue), initial=len(done_before), smoothing=0, desc=desc, unit="job")
+    for i, job in enumerate(queue):
+        if i in done_before:
+            continue
         stop_if_signalled()
         bar.set_postfix_str(job.label + (" (helping)" if i >= len(mine) else ""))
-        if sweep.job_done(job):
-            continue
-        with claim(sweep.planned(job).out) as mine_now:
-            if mine_now and not sweep.job_done(job):  # done by another process since the first look
-                _run_job(sweep, job, mirror, checkpoint, failed)
+        if not sweep.job_done(job):
+            with claim(sweep.planned(job).out) as mine_now:
+                if mine_now and not sweep.job_done(job):  # done by another process since the first look
+                    _run_job(sweep, job, mirror, checkpoint, failed)
+        bar.update()
     bar.close()
     procs.barrier()
     return failed
