@@ -244,8 +244,9 @@ def _run_jobs(
     desc = f"sweep {sweep.preset.name}" + (f" [{procs.rank}/{procs.world}]" if procs.world > 1 else "")
     queue = [*mine, *others]
     done_before = {i for i, job in enumerate(queue) if sweep.job_done(job)}
-    # the bar starts at the jobs done before, and its rate is the whole run's mean (smoothing 0):
-    # jobs skipped as done, or finished by another process, count without faking a fast job
+    # the bar starts at the jobs done before this invocation, so skipping them makes no rate; the
+    # rate is this invocation's mean (smoothing 0), so a job another process finished meanwhile,
+    # skipped here in no time, adds to the processes' joint rate instead of faking a fast job
     bar = tqdm(total=len(queue), initial=len(done_before), smoothing=0, desc=desc, unit="job")
     for i, job in enumerate(queue):
         if i in done_before:
