@@ -612,7 +612,7 @@ def test_tables_only_renders_what_is_done_and_lists_the_rest(reference, tmp_path
     preset.methods = ("uce", "ca", "fmn")  # fmn never ran in the reference sweep
     sweep = build_sweep(preset, runs_dir=str(reference / "runs"))
     code = run_sweep(sweep, tables_only=True, wandb_mode="off", results_dir=tmp_path / "t")
-    gaps = "2 of 6: style:Ink_Outline: fmn @tiny; object:Star: fmn @tiny"
+    gaps = "2 of 6: style:Ink_Outline, object:Star: fmn @tiny"  # both targets miss the same run: one group
     assert code == 1 and f"missing runs, {gaps}" in capsys.readouterr().out
     ours = pd.read_csv(tmp_path / "t" / "per_target.csv")[QUALITY]
     pd.testing.assert_frame_equal(ours, pd.read_csv(reference / "results" / "per_target.csv")[QUALITY])
@@ -629,6 +629,8 @@ def test_missing_runs_are_counted_and_grouped_by_target(tmp_path):
     # by hand: 2 + 10 of 20 jobs; every Star job is missing, Chalkboard only fmn and uce
     assert missing_runs(gone, sweep.jobs) == "12 of 20: style:Chalkboard: fmn, uce; object:Star: all 10"
     assert missing_runs(star[:1], sweep.jobs) == "1 of 20: object:Star: spare"
+    same = [j for j in sweep.jobs if j.method in ("fmn", "uce")]  # both targets miss the same two runs: one group
+    assert missing_runs(same, sweep.jobs) == "4 of 20: style:Chalkboard, object:Star: fmn, uce"
     assert missing_runs([], sweep.jobs) == ""
 
 

@@ -242,17 +242,20 @@ def check_paths(sweep: Sweep) -> None:
 
 def missing_runs(missing: list[Job], jobs: list[Job]) -> str:
     """The jobs without metrics, counted and grouped by target ("" when none), e.g.
-    ``"5 of 6: style:A: fmn, uce; object:B: all 3"`` ("all" where a target has none of its jobs done)."""
+    ``"5 of 6: style:A: fmn, uce; object:B: all 3"`` ("all" where a target has none of its jobs done).
+    Targets that miss the same runs share one group (``"style:A, object:B: fmn @seed1"``), so a sweep
+    that has only whole seeds left reads in a line, not in one group per target."""
     if not missing:
         return ""
     planned = Counter(j.target for j in jobs)
     by_target: dict[str, list[Job]] = {}
     for job in missing:
         by_target.setdefault(job.target, []).append(job)
-    groups = []
+    by_names: dict[str, list[str]] = {}
     for target, gone in by_target.items():
         names = f"all {len(gone)}" if 1 < len(gone) == planned[target] else ", ".join(j.name_in_target for j in gone)
-        groups.append(f"{target}: {names}")
+        by_names.setdefault(names, []).append(target)
+    groups = [f"{', '.join(targets)}: {names}" for names, targets in by_names.items()]
     return f"{len(missing)} of {len(jobs)}: " + "; ".join(groups)
 
 
